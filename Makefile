@@ -5,10 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_STAMP := data_cache/MNIST/.verified
 
+# Grading options; empty means the default declared once in autograder/__main__.py.
 SUBMISSIONS ?=
-OUT ?= grades
-JOBS ?= 2
-SANDBOX ?= auto
+OUT ?=
+JOBS ?=
+SANDBOX ?=
 
 .PHONY: grade test data template solution bench venv sandbox-tools clean
 
@@ -35,7 +36,8 @@ solution: $(STAMP) $(DATA_STAMP)
 	$(PY) -m autograder.solution_run --profile full --out solution/executed
 
 grade: $(STAMP) $(DATA_STAMP) sandbox-tools
-	$(PY) -m autograder grade $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") --out "$(OUT)" --jobs $(JOBS) --sandbox $(SANDBOX)
+	$(PY) -m autograder grade $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") $(if $(OUT),--out "$(OUT)") \
+	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX))
 
 test: $(STAMP) $(DATA_STAMP) sandbox-tools
 	$(PY) -m pytest -q tests

@@ -1,0 +1,73 @@
+"""`python -m autograder grade [--submissions DIR] [--out DIR] [--jobs N] [--sandbox auto|bwrap|none]`.
+
+Every default is declared here, once; the Makefile passes only what the user set.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = {
+    "submissions": PROJECT_ROOT / "autograder" / "demo_class",   # the bundled demo class
+    "out": Path("grades"),
+    "jobs": 2,
+    "sandbox": "auto",
+    "rubric": PROJECT_ROOT / "autograder" / "rubric.yaml",
+    "data_dir": PROJECT_ROOT / "data_cache",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    grade = commands.add_parser("grade", help="grade every submission in a folder")
+    grade.add_argument("--submissions", type=Path, default=DEFAULTS["submissions"],
+                       help="folder of .ipynb files, student folders or .zip archives (default: the demo class)")
+    grade.add_argument("--out", type=Path, default=DEFAULTS["out"], help="where grades go (default: grades/)")
+    grade.add_argument("--jobs", type=int, default=DEFAULTS["jobs"], help="submissions graded at once")
+    grade.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default=DEFAULTS["sandbox"])
+    grade.add_argument("--rubric", type=Path, default=DEFAULTS["rubric"])
+    grade.add_argument("--data-dir", type=Path, default=DEFAULTS["data_dir"])
+    grade.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
+    grade.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from autograder.data import MnistCacheError, check_cache
+    from autograder.limits import Limits
+    from autograder.pipeline import GradeSettings, grade_class
+    from autograder.profiles import GRADING
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    handlers = [logging.FileHandler(args.out / "grading.log", encoding="utf-8")]
+    logging.basicConfig(level=logging.INFO, handlers=handlers, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        check_cache(args.data_dir, full_hash=False)
+    except MnistCacheError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.jobs < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    settings = GradeSettings(out_dir=args.out, rubric_path=args.rubric, data_dir=args.data_dir.resolve(),
+                             sandbox=args.sandbox, profile=dict(GRADING), limits=Limits(), force=args.force)
+    try:
+        rows = grade_class(args.submissions, settings, jobs=args.jobs, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as error:  # no such folder, a rubric that does not validate
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    width = max([len(r.submission) for r in rows] + [10])
+    for row in rows:
+        note = "" if row.status == "ok" else f"  {row.reason}"
+        print(f"{row.submission:<{width}}  {row.status:<12} {row.score:6.1f} / {row.max_score:.0f}{note}")
+    print(f"\n{len(rows)} submissions graded: {args.out / 'gradebook.csv'}, feedback in {args.out}/<submission>/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Discover: a folder of submissions -> one `Submission` value per student, never an exception per student.
+
+A submission is one of
+- `NAME.ipynb` (a `NAME.pdf` beside it is recorded as the student's report),
+- a folder `NAME/` holding the student's files (exactly one notebook, optionally the PDF),
+- an archive `NAME.zip` (graded, with the rubric's archive penalty: seed 000 asks for no archives).
+Student ids come from the names: seed 003's `Assignment1 FirstName LastName.ipynb` gives `FirstName LastName`,
+Canvas exports (`lastfirst_LATE_123_456_original name.ipynb`) give the Canvas login. Ids are made safe for file
+names (`submission` column, `OUT/<submission>/`) and unique; the original name is kept for display.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NOTEBOOK_SUFFIX = ".ipynb"
+REPORT_SUFFIX = ".pdf"
+ARCHIVE_SUFFIXES = (".zip",)
+MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024  # a lab notebook with every figure is a few MB
+
+CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)(?:_LATE)?_\d+_\d+_(?P<original>.+)$")
+ASSIGNMENT_PREFIX = re.compile(r"^assignment\s*\d*[\s_-]+", re.IGNORECASE)
+IGNORED_NAMES = {".DS_Store", "__MACOSX", ".ipynb_checkpoints", "Thumbs.db"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    submission_id: str            # safe, unique: the `submission` column and the folder name under OUT/
+    display_name: str             # as the student named it
+    source: Path                  # the file or folder found in the submissions folder
+    notebook_member: str | None   # notebook to grade: a path under `source` (folder), a zip member, or "" (file)
+    flags: frozenset = field(default_factory=frozenset)  # archive_submission, report_pdf_present, report_pdf_missing
+    problem: str | None = None    # why nothing can be graded; the submission still gets a row and a report
+
+    def notebook_bytes(self) -> bytes:
+        """The notebook's bytes, wherever it lives. Raises OSError/zipfile errors for the caller to turn into a status."""
+        if self.source.suffix.lower() in ARCHIVE_SUFFIXES:
+            with zipfile.ZipFile(self.source) as archive:
+                info = archive.getinfo(self.notebook_member)
+                if info.file_size > MAX_NOTEBOOK_BYTES:
+                    raise ValueError(f"{self.notebook_member} is {info.file_size} bytes once unpacked: too large")
+                return archive.read(info)
+        path = self.source / self.notebook_member if self.notebook_member else self.source
+        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+            raise ValueError(f"{path.name} is {path.stat().st_size} bytes: too large for a notebook")
+        return path.read_bytes()
+
+    def content_digest(self) -> str:
+        """sha256 of what is graded plus the flags that change the score; '' when there is nothing to read."""
+        digest = hashlib.sha256()
+        try:
+            digest.update(self.notebook_bytes() if self.notebook_member is not None else b"")
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            digest.update(b"<unreadable>")
+        digest.update(repr(sorted(self.flags)).encode())
+        digest.update((self.problem or "").encode())
+        return digest.hexdigest()
+
+
+def student_name(stem: str) -> str:
+    """`lastfirst_LATE_1_2_Assignment1 Ada Lovelace` -> `lastfirst`; `Assignment1 Ada Lovelace` -> `Ada Lovelace`."""
+    canvas = CANVAS_NAME.match(stem)
+    if canvas:
+        return canvas.group("login")
+    name = ASSIGNMENT_PREFIX.sub("", stem).strip()
+    return name or stem
+
+
+def safe_id(name: str) -> str:
+    """ASCII letters, digits, '-', '_' and '.' only, never empty, never starting with a dot."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._") or "submission"
+    return cleaned[:80]
+
+
+def _is_ignored(path: Path) -> bool:
+    return path.name in IGNORED_NAMES or path.name.startswith(".") or path.name.startswith("~$")
+
+
+def _notebooks_in_folder(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*" + NOTEBOOK_SUFFIX)
+                  if not any(part in IGNORED_NAMES or part.startswith(".") for part in p.relative_to(folder).parts))
+
+
+def _notebooks_in_zip(archive_path: Path) -> tuple[list[str], bool]:
+    with zipfile.ZipFile(archive_path) as archive:
+        names = archive.namelist()
+    notebooks = sorted(n for n in names if n.lower().endswith(NOTEBOOK_SUFFIX)
+                       and not any(part in IGNORED_NAMES or part.startswith(".") for part in n.split("/")))
+    has_pdf = any(n.lower().endswith(REPORT_SUFFIX) for n in names)
+    return notebooks, has_pdf
+
+
+def _one_notebook(candidates: list[str], where: str) -> tuple[str | None, str | None]:
+    if len(candidates) == 1:
+        return candidates[0], None
+    if not candidates:
+        return None, f"no .ipynb notebook found in {where}: submit your notebook as a .ipynb file"
+    return None, (f"{where} holds {len(candidates)} notebooks ({', '.join(candidates)}): submit exactly one "
+                  "notebook so the grader knows which to run")
+
+
+def describe(path: Path) -> Submission | None:
+    """One entry of the submissions folder -> a Submission (None for entries that are not submissions)."""
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        name = path.name
+        member, problem = _one_notebook(_notebooks_in_folder(path), f"folder '{path.name}'")
+        has_pdf = any(p.suffix.lower() == REPORT_SUFFIX for p in path.rglob("*"))
+        flags = {"report_pdf_present" if has_pdf else "report_pdf_missing"}
+    elif suffix == NOTEBOOK_SUFFIX:
+        name = path.stem
+        member, problem = "", None
+        has_pdf = any(p.suffix.lower() == REPORT_SUFFIX and p.stem == path.stem for p in path.parent.iterdir())
+        flags = {"report_pdf_present" if has_pdf else "report_pdf_missing"}
+    elif suffix in ARCHIVE_SUFFIXES:
+        name = path.stem
+        flags = {"archive_submission"}
+        try:
+            notebooks, has_pdf = _notebooks_in_zip(path)
+            member, problem = _one_notebook(notebooks, f"archive '{path.name}'")
+            flags.add("report_pdf_present" if has_pdf else "report_pdf_missing")
+        except (zipfile.BadZipFile, OSError) as error:
+            member, problem = None, f"'{path.name}' is not a readable zip archive ({error}): submit the .ipynb itself"
+    else:
+        return None
+    return Submission(submission_id=safe_id(student_name(name)), display_name=student_name(name), source=path,
+                      notebook_member=member, flags=frozenset(flags), problem=problem)
+
+
+def discover(submissions_dir: Path) -> list[Submission]:
+    """Every submission in the folder, sorted by id, ids made unique with a numeric suffix."""
+    submissions_dir = Path(submissions_dir)
+    if not submissions_dir.is_dir():
+        raise FileNotFoundError(f"submissions folder '{submissions_dir}' does not exist: pass SUBMISSIONS=<folder>")
+    found = [s for p in sorted(submissions_dir.iterdir()) if not _is_ignored(p) and (s := describe(p)) is not None]
+    seen: dict[str, int] = {}
+    unique = []
+    for submission in sorted(found, key=lambda s: (s.submission_id.lower(), str(s.source))):
+        count = seen.get(submission.submission_id.lower(), 0)
+        seen[submission.submission_id.lower()] = count + 1
+        if count:
+            submission = Submission(**{**submission.__dict__, "submission_id": f"{submission.submission_id}-{count + 1}"})
+        unique.append(submission)
+    return unique
