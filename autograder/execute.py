@@ -1,0 +1,550 @@
+"""Runs one submitted notebook, sandboxed, and returns what happened as a value (never raises for a bad submission).
+
+Stages: read and validate the notebook -> build the graded notebook (setup cell, the student's cells with the
+overrides cell after the parameters cell, one probe cell per probe) -> run the runner (execute_child.py) inside
+the sandbox under resource limits, with a hard wall-clock limit enforced from here -> read back ONLY the executed
+notebook as JSON -> harvest the artefacts and cell errors -> decide the status.
+
+Statuses (ExecutionResult.status):
+- "ok":           every student cell ran without an error (outputs may have been truncated: see `notes`).
+- "cell_error":   at least one student cell raised; execution went on after it, so later cells and the probes ran.
+- "timeout":      a cell ran past the per-cell limit (interrupted; if it ignored the interrupt the kernel was killed
+                  and later cells did not run), or the notebook ran past the whole-notebook limit (remaining student
+                  cells skipped, probes still run), or the grader had to kill the whole run at the hard wall limit.
+- "kernel_died":  the kernel process died (os._exit, a crash, memory exhausted in native code), or the runner
+                  stopped without a result; cells after that point did not run.
+- "invalid":      the file is not a runnable notebook (empty, binary, truncated or non-JSON, a script saved as
+                  .ipynb, no code cells); nothing was run. nbformat 3 notebooks are converted and run.
+- "output_limit": the executed notebook coming back from the sandbox was larger than limits.max_result_bytes
+                  (outputs beyond the per-cell and per-notebook caps are already dropped in the sandbox, with a note
+                  and status unaffected, so this only happens with e.g. thousands of large figures).
+Precedence when several apply: invalid, output_limit, kernel_died, timeout, cell_error, ok.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from autograder import kernel_side
+from autograder import sandbox as sandbox_module
+from autograder.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest
+from autograder.kernel_side import PROBE_MIME, PROBES
+from autograder.limits import GiB, MiB, Limits
+from autograder.probe_inputs import inputs_for_probe
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "cell_error", "timeout", "kernel_died", "invalid", "output_limit")
+PARAMETER_NAMES = ("SEED", "DATA_DIR", "DEVICE", "N_TRAIN", "N_TEST", "BATCH_SIZE", "AE_RUNS", "AE_EPOCHS",
+                   "SWEEP_DIMS", "SWEEP_EPOCHS", "SWEEP_TRAIN", "VAE_EPOCHS", "GAUSSIAN_VAE_EPOCHS", "SCATTER_SIZE")
+EXECUTED_NAME = "executed.ipynb"
+RUNNER_SCRIPT = Path(__file__).with_name("execute_child.py")
+STDERR_TAIL_BYTES = 20_000
+MEMORY_ERROR_MARKERS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "DefaultCPUAllocator")
+
+
+@dataclass
+class ExecutionResult:
+    status: str
+    reason: str  # for humans: what went wrong and what to do
+    cell_errors: list[dict] = field(default_factory=list)
+    artefacts: dict = field(default_factory=lambda: {"figures": [], "probes": {}})
+    executed_notebook_path: Path | None = None
+    duration_s: float = 0.0
+    sandbox: str = ""
+    notes: list[str] = field(default_factory=list)
+    runner_log: str = ""  # tail of the runner's stderr (kernel and nbclient logs), for the grader's logs
+    layout: GradedLayout | None = None
+
+    def to_dict(self) -> dict:
+        """Plain JSON (without the layout) for reports and logs."""
+        return {"status": self.status, "reason": self.reason, "cell_errors": self.cell_errors,
+                "artefacts": self.artefacts, "duration_s": round(self.duration_s, 3), "sandbox": self.sandbox,
+                "executed_notebook_path": str(self.executed_notebook_path) if self.executed_notebook_path else None,
+                "notes": self.notes}
+
+
+# ---------------------------------------------------------------- reading the submission
+
+def load_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str | None, list[str]]:
+    """(notebook as v4, None, notes) or (None, why it is not a runnable notebook, notes)."""
+    notes: list[str] = []
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        return None, f"The submission could not be read ({error.strerror}).", notes
+    if not raw.strip():
+        return None, "The submitted file is empty: save the notebook in Jupyter (File > Save) and submit it again.", notes
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, ("The submitted file is binary, not a notebook (.ipynb is JSON text); submit the .ipynb file "
+                      "saved by Jupyter, not a PDF, zip or other file."), notes
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        if not text.lstrip().startswith("{"):
+            looks_like_python = re.search(r"^\s*(import |from \S+ import |def |class |print\()", text, re.M)
+            what = "a Python script saved with the .ipynb extension" if looks_like_python else "not a notebook"
+            return None, (f"The submitted file is {what} (a notebook is JSON). In Jupyter use File > Download as "
+                          "> Notebook (.ipynb) and submit that file."), notes
+        return None, (f"The notebook file is truncated or corrupted (invalid JSON at line {error.lineno}, column "
+                      f"{error.colno}: {error.msg}). Re-save it in Jupyter and check it opens before submitting."), notes
+    if not isinstance(data, dict) or not ("cells" in data or "worksheets" in data):
+        return None, "The submitted file is JSON but not a Jupyter notebook (no cells).", notes
+    try:
+        notebook = nbformat.reads(text, as_version=4)
+    except Exception as error:  # nbformat raises many kinds for malformed notebooks
+        return None, f"nbformat could not read the notebook ({type(error).__name__}: {error}); re-save it in Jupyter.", notes
+    if data.get("nbformat", 4) < 4:
+        notes.append(f"The notebook was in the old nbformat {data.get('nbformat')} and was converted to nbformat 4.")
+    try:
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as error:
+        notes.append(f"The notebook does not fully validate ({str(error).splitlines()[0][:200]}); graded from its "
+                     "cells' source anyway.")
+    code_cells = [cell for cell in notebook.get("cells", []) if cell.get("cell_type") == "code"]
+    if not code_cells:
+        return None, "The notebook has no code cells, so there is nothing to run.", notes
+    return notebook, None, notes
+
+
+# ---------------------------------------------------------------- building the graded notebook
+
+def _assigned_names(source: str) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # magics etc.: fall back to line matching
+        return set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=(?!=)", source, re.M))
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) else []
+        names.update(target.id for target in targets if isinstance(target, ast.Name))
+    return names
+
+
+def find_parameters_cell(cells) -> int | None:
+    """Index of the parameters cell: tagged `parameters`, else (tags get lost when students copy cells) the first
+    code cell assigning SEED and DATA_DIR, or at least three of the known parameters."""
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return index
+    for index, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
+            continue
+        names = _assigned_names(cell.get("source", ""))
+        if {"SEED", "DATA_DIR"} <= names or len(names & set(PARAMETER_NAMES)) >= 3:
+            return index
+    return None
+
+
+def overrides_source(overrides: dict) -> str:
+    lines = ["# Added by the grader: parameters for grading (they replace the values above)."]
+    for name, value in overrides.items():
+        if not name.isidentifier():
+            raise ValueError(f"override name {name!r} is not a Python identifier")
+        json.dumps(value, allow_nan=False)  # plain values only, so repr() is valid Python
+        lines.append(f"{name} = {value!r}")
+    return "\n".join(lines) + "\n"
+
+
+def setup_source(seed: int, token: str) -> str:
+    source = Path(kernel_side.__file__).read_text()
+    return (
+        "# Added by the grader: records figures, seeds the random generators, selects the inline backend.\n"
+        "def _labgrader_install():\n"
+        "    import sys, types\n"
+        "    module = types.ModuleType('labgrader_kernel_side')\n"
+        f"    exec(compile({source!r}, 'labgrader_kernel_side.py', 'exec'), module.__dict__)\n"
+        "    sys.modules['labgrader_kernel_side'] = module\n"
+        f"    module.install(seed={int(seed)}, token={token!r})\n"
+        "_labgrader_install()\n"
+        "del _labgrader_install\n"
+    )
+
+
+def probe_source(name: str, inputs, token: str) -> str:
+    fallback = {"probe": name, "token": token, "ok": False}
+    return (
+        f"# Added by the grader: probe {name!r} (calls your code on inputs drawn by the grader).\n"
+        "try:\n"
+        f"    __import__('sys').modules['labgrader_kernel_side'].run_probe({name!r}, {json.dumps(inputs)!r})\n"
+        "except Exception as _labgrader_error:\n"
+        f"    __import__('IPython').display.display({{{PROBE_MIME!r}: {{**{fallback!r}, 'error': "
+        "f'{type(_labgrader_error).__name__}: {_labgrader_error}'[:500]}}, raw=True)\n"
+    )
+
+
+def _grader_cell(source: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["labgrader"] = True
+    return cell
+
+
+def build_graded_notebook(student: nbformat.NotebookNode, *, overrides: dict, probe_inputs: dict,
+                          token: str) -> tuple[nbformat.NotebookNode, GradedLayout]:
+    graded = nbformat.v4.new_notebook()
+    graded.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    seed = overrides.get("SEED", 0)
+    graded.cells.append(_grader_cell(setup_source(seed if isinstance(seed, int) else 0, token)))
+    layout = GradedLayout(token=token, setup_cell=0, overrides_cell=-1, parameters_cell=None)
+    parameters_index = find_parameters_cell(student.cells)
+    overrides_cell = _grader_cell(overrides_source(overrides))
+    if parameters_index is None:
+        graded.cells.append(overrides_cell)
+        layout.overrides_cell = 1
+    for student_index, cell in enumerate(student.cells):
+        kind = cell.get("cell_type")
+        source = cell.get("source", "")
+        if kind == "code":
+            copy = nbformat.v4.new_code_cell(source)
+        elif kind == "markdown":
+            copy = nbformat.v4.new_markdown_cell(source)
+        else:
+            copy = nbformat.v4.new_raw_cell(source)
+        tags = cell.get("metadata", {}).get("tags")
+        if isinstance(tags, list):
+            copy.metadata["tags"] = [str(tag) for tag in tags]
+        graded.cells.append(copy)
+        if kind == "code":
+            layout.student_cells[len(graded.cells) - 1] = student_index
+        if student_index == parameters_index:
+            layout.parameters_cell = len(graded.cells) - 1
+            graded.cells.append(overrides_cell)
+            layout.overrides_cell = len(graded.cells) - 1
+    for name in PROBES:
+        graded.cells.append(_grader_cell(probe_source(name, inputs_for_probe(probe_inputs, name), token)))
+        layout.probe_cells[len(graded.cells) - 1] = name
+    layout.cell_ids = {index: graded.cells[index].id for index in layout.grader_cells}
+    return graded, layout
+
+
+# ---------------------------------------------------------------- running
+
+def _write_atomic(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    os.lchown(root, uid, gid)
+    for directory, subdirectories, files in os.walk(root):
+        for name in subdirectories + files:
+            try:
+                os.lchown(os.path.join(directory, name), uid, gid)
+            except OSError:
+                pass
+
+
+class _Reader(threading.Thread):
+    """Drains a pipe: keeps everything up to `cap` bytes (then sets `overflow`) or only the last `tail` bytes."""
+
+    def __init__(self, stream, *, cap: int | None = None, tail: int | None = None):
+        super().__init__(daemon=True)
+        self.stream, self.cap, self.tail = stream, cap, tail
+        self.chunks: deque[bytes] | list[bytes] = deque() if tail else []
+        self.size = 0
+        self.overflow = threading.Event()
+
+    def run(self) -> None:
+        for chunk in iter(lambda: self.stream.read1(1 << 16), b""):
+            self.size += len(chunk)
+            if self.cap is not None and self.size > self.cap:
+                self.overflow.set()
+                self.chunks = []
+                continue
+            self.chunks.append(chunk)
+            if self.tail:
+                kept = sum(len(c) for c in self.chunks)
+                while kept > self.tail and len(self.chunks) > 1:
+                    kept -= len(self.chunks.popleft())
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def runner_env(paths: sandbox_module.Paths, token: str, limits: Limits) -> dict:
+    threads = str(max(1, limits.threads))
+    return {
+        "PATH": f"{Path(paths.python).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": paths.tmp, "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+        "TMPDIR": paths.tmp, "MPLCONFIGDIR": f"{paths.tmp}/matplotlib", "IPYTHONDIR": f"{paths.tmp}/ipython",
+        "JUPYTER_RUNTIME_DIR": f"{paths.tmp}/jupyter-runtime", "JUPYTER_PLATFORM_DIRS": "1",
+        "XDG_CACHE_HOME": f"{paths.tmp}/cache", "TORCH_HOME": f"{paths.tmp}/torch",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1", "CUDA_VISIBLE_DEVICES": "",
+        "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+        "LABGRADER_RUN": token,  # lets the grader find every process of this run (mode "none")
+    }
+
+
+def _runner_config(paths: sandbox_module.Paths, layout: GradedLayout, limits: Limits, env: dict) -> dict:
+    return {
+        "notebook": f"{paths.runner_dir}/graded.ipynb", "workdir": paths.workdir,
+        "grader_cells": layout.grader_cells, "probe_cells": sorted(layout.probe_cells),
+        "cell_timeout_s": limits.cell_timeout_s, "notebook_timeout_s": limits.notebook_timeout_s,
+        "probe_timeout_s": limits.probe_timeout_s, "probe_reserve_s": limits.probe_reserve_s,
+        "interrupt_grace_s": limits.interrupt_grace_s, "startup_timeout_s": limits.startup_grace_s,
+        "max_cell_output_bytes": limits.max_cell_output_bytes,
+        "max_notebook_output_bytes": limits.max_notebook_output_bytes, "kernel_env": env,
+    }
+
+
+def execute_submission(notebook_path, workdir, *, overrides: dict, probe_inputs: dict, data_dir, limits: Limits,
+                       sandbox: str = "auto") -> ExecutionResult:
+    """Run one submission; see the module docstring for the statuses. `overrides` are assigned after the
+    parameters cell, plus DATA_DIR (where the sandbox shows `data_dir`, read-only) and DEVICE = "cpu" (CUDA is
+    hidden from the kernel). `probe_inputs`: autograder.probe_inputs.draw_probe_inputs(seed). `sandbox`: "auto",
+    "bwrap" (RuntimeError if unusable: a grader setup problem) or "none".
+    The executed notebook is written to workdir/executed.ipynb."""
+    started = time.monotonic()
+    notebook_path, workdir = Path(notebook_path), Path(workdir)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ValueError(f"data_dir {data_dir} is not a directory")  # a grader setup error, not the submission's
+    student, problem, notes = load_submission(notebook_path)
+    if student is None:
+        return ExecutionResult("invalid", problem, notes=notes, duration_s=time.monotonic() - started,
+                               sandbox="not run")
+    mode, why = sandbox_module.resolve_mode(sandbox)  # raises only for a grader misconfiguration
+    workdir.mkdir(parents=True, exist_ok=True)
+    runner_dir = Path(tempfile.mkdtemp(prefix="labgrader-run-"))
+    token = secrets.token_hex(16)
+    uid = sandbox_module.allocate_uid() if mode == "bwrap" and os.geteuid() == 0 else None
+    owner = os.stat(workdir)
+    try:
+        paths = sandbox_module.inside_paths(mode, workdir=workdir, data_dir=data_dir, venv=_venv(),
+                                            runner_dir=runner_dir)
+        graded_overrides = {**overrides, "DATA_DIR": paths.data_dir, "DEVICE": "cpu"}  # contract.md
+        graded, layout = build_graded_notebook(student, overrides=graded_overrides, probe_inputs=probe_inputs,
+                                               token=token)
+        env = runner_env(paths, token, limits)
+        _prepare_runner_dir(runner_dir, graded, _runner_config(paths, layout, limits, env), mode)
+        argv = [paths.python, "-I", f"{paths.runner_dir}/execute_child.py", f"{paths.runner_dir}/config.json"]
+        cmd, description = sandbox_module.build_command(argv, workdir=workdir, data_dir=data_dir, venv=_venv(),
+                                                        mode=mode, limits=limits, runner_dir=runner_dir, uid=uid)
+        if mode == "none":
+            description += f" ({why})"
+        if uid is not None:
+            _chown_tree(workdir, uid, uid)
+        run = _run(cmd, env, limits, token)
+    finally:
+        if uid is not None:
+            _chown_tree(workdir, owner.st_uid, owner.st_gid)
+        shutil.rmtree(runner_dir, ignore_errors=True)
+    result = _interpret(run, layout, limits, workdir, notes)
+    result.duration_s = time.monotonic() - started
+    result.sandbox = description
+    result.layout = layout
+    return result
+
+
+def _venv() -> Path:
+    """The venv the grader runs in (its python is what the sandbox runs)."""
+    return Path(sys.prefix)
+
+
+def _prepare_runner_dir(runner_dir: Path, graded, config: dict, mode: str) -> None:
+    shutil.copy(RUNNER_SCRIPT, runner_dir / "execute_child.py")
+    nbformat.write(graded, runner_dir / "graded.ipynb")
+    (runner_dir / "config.json").write_text(json.dumps(config))
+    if mode == "none":
+        (runner_dir / "tmp").mkdir()
+    os.chmod(runner_dir, 0o755)  # readable by the sandbox's uid, writable by nobody but us
+    for path in runner_dir.iterdir():
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+@dataclass
+class _Run:
+    result: dict | None
+    returncode: int | None
+    wall_killed: bool
+    overflow: bool
+    stderr_tail: str
+    strays_killed: int
+    result_error: str = ""
+
+
+def _run(cmd: list[str], env: dict, limits: Limits, token: str) -> _Run:
+    process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=env, start_new_session=True)
+    out = _Reader(process.stdout, cap=limits.max_result_bytes)
+    err = _Reader(process.stderr, tail=STDERR_TAIL_BYTES)
+    out.start()
+    err.start()
+    wall_killed = False
+    deadline = time.monotonic() + limits.hard_wall_s
+    while process.poll() is None:
+        if out.overflow.is_set():
+            break
+        if time.monotonic() > deadline:
+            wall_killed = True
+            break
+        time.sleep(0.05)
+    strays = sandbox_module.kill_run(process, token)  # always: nothing the submission started may survive it
+    process.wait()
+    out.join(timeout=10)
+    err.join(timeout=10)
+    stderr_tail = err.data().decode("utf-8", "replace")
+    result, result_error = None, ""
+    if not out.overflow.is_set() and not wall_killed:
+        raw = out.data()
+        try:
+            result = json.loads(raw) if raw else None
+            result_error = "" if raw else "the runner returned nothing"
+        except json.JSONDecodeError as error:
+            result_error = f"the runner's result is not JSON ({error})"
+    return _Run(result, process.returncode, wall_killed, out.overflow.is_set(), stderr_tail, strays, result_error)
+
+
+# ---------------------------------------------------------------- deciding the status
+
+def _describe_cell(layout: GradedLayout, graded_index: int | None, notebook=None) -> str:
+    if graded_index is None:
+        return "the notebook"
+    student_index = layout.student_cells.get(graded_index)
+    if student_index is None:
+        return f"the grader's cell {graded_index}"
+    head = ""
+    if notebook is not None and graded_index < len(notebook.cells):
+        head = next((line.strip() for line in notebook.cells[graded_index].source.splitlines() if line.strip()), "")
+    return f"cell {student_index + 1}" + (f" (`{head[:60]}`)" if head else "")
+
+
+def _exit_description(code) -> str:
+    if code is None:
+        return ""
+    if code < 0:
+        try:
+            return f" (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            return f" (killed by signal {-code})"
+    return f" (exit code {code})"
+
+
+def _mib(size: int) -> str:
+    return f"{size / MiB:.1f} MiB" if size < 10 * MiB else f"{size / MiB:.0f} MiB"
+
+
+def _memory_hint(limits: Limits) -> str:
+    return (f" The memory limit is {limits.memory_bytes / GiB:g} GiB per process: use the parameters (N_TRAIN, "
+            "BATCH_SIZE) instead of fixed sizes and avoid keeping extra copies of the dataset.")
+
+
+def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, notes: list[str]) -> ExecutionResult:
+    empty_artefacts = harvest(None, layout)
+    if run.strays_killed:
+        notes.append(f"{run.strays_killed} leftover process(es) of the submission were killed after the run.")
+    if run.overflow:
+        return ExecutionResult("output_limit", (
+            f"The executed notebook was larger than {_mib(limits.max_result_bytes)}, so the grader could not "
+            "take it back; print less and draw fewer or smaller figures."), artefacts=empty_artefacts, notes=notes,
+            runner_log=run.stderr_tail)
+    if run.wall_killed:
+        return ExecutionResult("timeout", (
+            f"The run did not finish within the hard limit of {limits.hard_wall_s:.0f} s and was stopped; nothing "
+            "could be collected. Make sure training uses the parameters (N_TRAIN, *_EPOCHS) of the parameters cell."),
+            artefacts=empty_artefacts, notes=notes, runner_log=run.stderr_tail)
+    if run.result is None or run.result.get("notebook") is None:
+        detail = ""
+        if run.result:
+            detail = "; ".join(event.get("detail", "") for event in run.result.get("events", []))
+        detail = detail or run.result_error
+        return ExecutionResult("kernel_died", (
+            f"The notebook runner stopped without a result{_exit_description(run.returncode)}: {detail}. This "
+            "happens when the kernel cannot start or the whole run runs out of memory." + _memory_hint(limits)),
+            artefacts=empty_artefacts, notes=notes, runner_log=run.stderr_tail)
+
+    executed = nbformat.from_dict(run.result["notebook"])
+    executed_path = workdir / EXECUTED_NAME
+    if executed_path.is_dir() and not executed_path.is_symlink():  # the submission may have put anything there
+        shutil.rmtree(executed_path, ignore_errors=True)
+    executed_path.unlink(missing_ok=True)  # a student-made symlink there is removed, never followed
+    _write_atomic(executed_path, nbformat.writes(executed))
+    artefacts = harvest(executed, layout)
+    errors = collect_cell_errors(executed, layout)
+    events = run.result.get("events", [])
+    kinds = {event["kind"]: event for event in events}
+    if "truncated" in kinds:
+        cells = sorted({event["cell"] for event in events if event["kind"] == "truncated"})
+        notes.append(f"Output was truncated in {len(cells)} cell(s) (more than "
+                     f"{_mib(limits.max_cell_output_bytes)} in a cell, or "
+                     f"{_mib(limits.max_notebook_output_bytes)} in all); grading is unaffected.")
+    student_errors = [error for error in errors if not error["grader_cell"] and error["ename"] != "NotRun"]
+    grader_errors = [error for error in errors if error["grader_cell"] and error["cell"] in
+                     (layout.setup_cell, layout.overrides_cell)]
+    if grader_errors:
+        notes.append(f"The grader's own cell {grader_errors[0]['cell']} failed ({grader_errors[0]['ename']}: "
+                     f"{grader_errors[0]['evalue']}); this is a grader problem, please report it.")
+        log.error("grader cell failed: %s", grader_errors[0])
+
+    def result(status: str, reason: str) -> ExecutionResult:
+        return ExecutionResult(status, reason, cell_errors=errors, artefacts=artefacts,
+                               executed_notebook_path=executed_path, notes=notes, runner_log=run.stderr_tail)
+
+    if "kernel_died" in kinds:
+        event = kinds["kernel_died"]
+        where = _describe_cell(layout, event["cell"], executed)
+        memory = event.get("exit_code") in (-9, -6) or "Killed" in run.stderr_tail
+        return result("kernel_died", (
+            f"The Python kernel died while running {where}{_exit_description(event.get('exit_code'))}; the cells "
+            "after it could not run. Look for os._exit()/sys.exit() calls, crashes in native code or memory "
+            "exhaustion." + (_memory_hint(limits) if memory else "")))
+    if "runner_error" in kinds:
+        return result("kernel_died", (
+            f"The notebook could not be run to the end: {kinds['runner_error']['detail'][:300]}. This happens when "
+            "the kernel cannot start or is killed from inside the notebook."))
+    timeouts = [event for event in events if event["kind"] in ("timeout", "notebook_timeout")]
+    student_timeouts = [event for event in timeouts if event["cell"] in layout.student_cells]
+    if student_timeouts:
+        event = student_timeouts[0]
+        where = _describe_cell(layout, event["cell"], executed)
+        if event["kind"] == "notebook_timeout":
+            reason = (f"The notebook did not finish within its {limits.notebook_timeout_s:.0f} s limit (reached in "
+                      f"{where}); the remaining cells were skipped but the grader's checks of your functions still "
+                      "ran. Make sure training uses the parameters cell's values (N_TRAIN, *_EPOCHS).")
+        else:
+            reason = (f"{where[0].upper()}{where[1:]} ran longer than the {limits.cell_timeout_s:.0f} s limit per "
+                      "cell and was interrupted; ")
+            reason += ("it ignored the interrupt, so the kernel was killed and later cells did not run."
+                       if event.get("kernel_killed") else "the cells after it still ran.")
+            reason += " Look for an infinite loop or training that ignores the parameters cell."
+        return result("timeout", reason)
+    if timeouts:
+        notes.append(f"Probe cell(s) {[event['cell'] for event in timeouts]} ran out of time.")
+    if student_errors:
+        first = student_errors[0]
+        where = _describe_cell(layout, first["cell"], executed)
+        text = f"{first['ename']}: {first['evalue']}" if first["evalue"] else first["ename"]
+        memory = any(marker in text for marker in MEMORY_ERROR_MARKERS)
+        reason = (f"{len(student_errors)} cell(s) raised an error; the first was {where}: {text[:300]}. The "
+                  "cells after it still ran. Fix it and run the whole notebook (Restart & Run All) before "
+                  "submitting." + (_memory_hint(limits) if memory else ""))
+        return result("cell_error", reason)
+    code_cells = len(layout.student_cells)
+    return result("ok", f"All {code_cells} code cells of the notebook ran without errors.")

@@ -1,0 +1,230 @@
+"""Runner that executes the graded notebook inside the sandbox; a standalone script (copied alone into the sandbox).
+
+Usage: python -I execute_child.py CONFIG_JSON
+
+It executes the notebook cell by cell with nbclient (errors allowed, so later cells still run), enforces the
+per-cell timeout (interrupt, then kill the kernel if the cell ignores the interrupt) and the notebook deadline
+(student cells stop there; the grader's probe cells still get their reserved time), caps the outputs kept, and
+writes ONE JSON object to its original stdout: {"events": [...], "kernel_exit_code": ..., "notebook": {...}}.
+Nothing else comes out. The kernel inherits /dev/null as stdout and this process is made non-dumpable, so code in
+the kernel (same uid) can neither write into the result channel nor open it through /proc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import os
+import sys
+import time
+from queue import Empty
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+PR_SET_DUMPABLE = 4
+TRUNCATION_NOTE = "\n[output truncated by the grader: more than {limit} bytes of output in this cell]\n"
+TOTAL_TRUNCATION_NOTE = "\n[output dropped by the grader: the notebook printed more than {limit} bytes in total]\n"
+
+
+def make_private() -> int:
+    """Keep the result channel for ourselves: returns a private fd of the original stdout, points fd 1 at
+    /dev/null (inherited by the kernel) and makes this process non-dumpable (its /proc/PID/fd closed to same-uid
+    processes)."""
+    result_fd = os.dup(1)  # non-inheritable by default
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    sys.stdout = open(os.devnull, "w")
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    return result_fd
+
+
+class CappedNotebookClient(NotebookClient):
+    """NotebookClient that merges consecutive stream outputs and stops keeping output past the caps (outputs of
+    the grader's cells are never dropped)."""
+
+    def __init__(self, nb, *, grader_cells: set[int], max_cell_bytes: int, max_total_bytes: int, **kwargs):
+        super().__init__(nb, **kwargs)
+        self.grader_cells = grader_cells
+        self.max_cell_bytes = max_cell_bytes
+        self.max_total_bytes = max_total_bytes
+        self.cell_bytes: dict[int, int] = {}
+        self.total_bytes = 0
+        self.truncated_cells: set[int] = set()
+        self.total_truncated = False
+
+    @staticmethod
+    def _size(msg) -> int:
+        content = msg.get("content", {})
+        if msg["msg_type"] == "stream":
+            return len(content.get("text", ""))
+        return len(json.dumps(content.get("data", {}))) + len(json.dumps(content.get("traceback", [])))
+
+    def output(self, outs, msg, display_id, cell_index):
+        if cell_index in self.grader_cells or msg["msg_type"] == "error":
+            return super().output(outs, msg, display_id, cell_index)
+        size = self._size(msg)
+        used = self.cell_bytes.get(cell_index, 0)
+        if self.total_bytes + size > self.max_total_bytes:
+            if not self.total_truncated:
+                self.total_truncated = True
+                outs.append(nbformat.v4.new_output(
+                    "stream", name="stderr", text=TOTAL_TRUNCATION_NOTE.format(limit=self.max_total_bytes)))
+            self.truncated_cells.add(cell_index)
+            return None
+        if used + size > self.max_cell_bytes:
+            room = self.max_cell_bytes - used
+            if msg["msg_type"] == "stream" and room > 0 and cell_index not in self.truncated_cells:
+                self.cell_bytes[cell_index] = self.max_cell_bytes  # keep the part of this chunk that fits
+                self.total_bytes += room
+                text = msg["content"].get("text", "")[:room]
+                super().output(outs, {**msg, "content": {**msg["content"], "text": text}}, display_id, cell_index)
+            if cell_index not in self.truncated_cells:
+                self.truncated_cells.add(cell_index)
+                outs.append(nbformat.v4.new_output(
+                    "stream", name="stderr", text=TRUNCATION_NOTE.format(limit=self.max_cell_bytes)))
+            return None
+        self.cell_bytes[cell_index] = used + size
+        self.total_bytes += size
+        if (msg["msg_type"] == "stream" and outs and outs[-1].get("output_type") == "stream"
+                and outs[-1].get("name") == msg["content"].get("name") and not self.clear_before_next_output):
+            outs[-1]["text"] += msg["content"].get("text", "")  # merge: a million prints make one output
+            return outs[-1]
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def error_output(ename: str, evalue: str):
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+async def kernel_responds(client: NotebookClient, grace_s: float) -> bool:
+    """After an interrupt: does the kernel answer a trivial request within grace_s? (Shell requests are served in
+    order, so the answer comes only once the interrupted cell has stopped.) Drains the interrupted cell's
+    messages on the way."""
+    msg_id = client.kc.execute("", silent=True, store_history=False)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            msg = await client.kc.shell_channel.get_msg(timeout=max(0.05, deadline - time.monotonic()))
+        except Empty:
+            continue
+        if msg["parent_header"].get("msg_id") == msg_id:
+            while True:  # drop the leftover iopub traffic of the interrupted cell
+                try:
+                    await client.kc.iopub_channel.get_msg(timeout=0.2)
+                except Empty:
+                    break
+            return True
+    return False
+
+
+async def run(config: dict) -> dict:
+    nb = nbformat.read(config["notebook"], as_version=4)
+    grader_cells = set(config["grader_cells"])
+    events: list[dict] = []
+    client = CappedNotebookClient(
+        nb, grader_cells=grader_cells, max_cell_bytes=config["max_cell_output_bytes"],
+        max_total_bytes=config["max_notebook_output_bytes"], kernel_name="python3", allow_errors=True,
+        interrupt_on_timeout=False, timeout=int(config["cell_timeout_s"]), iopub_timeout=5,
+        startup_timeout=int(config["startup_timeout_s"]), resources={"metadata": {"path": config["workdir"]}})
+    try:
+        await run_cells(client, nb, config, events)
+    except Exception as error:  # e.g. the kernel could not start: still return what ran
+        events.append({"cell": None, "kind": "runner_error", "detail": f"{type(error).__name__}: {error}"})
+    for index in sorted(client.truncated_cells):
+        events.append({"cell": index, "kind": "truncated", "detail": "output truncated"})
+    return {"events": events, "kernel_exit_code": exit_code(client), "notebook": nb}
+
+
+async def run_cells(client: "CappedNotebookClient", nb, config: dict, events: list) -> None:
+    probe_cells = set(config["probe_cells"])
+    started = time.monotonic()
+    student_deadline = started + config["notebook_timeout_s"] - config["probe_reserve_s"]
+    notebook_deadline = started + config["notebook_timeout_s"]
+    stop_all = False  # kernel dead or killed: nothing more can run
+    student_stopped = False  # notebook deadline passed: student cells are skipped, probes still run
+    async with client.async_setup_kernel(cwd=config["workdir"], env=config["kernel_env"]):
+        await client.async_wait_for_reply(client.kc.kernel_info())
+        execution_count = 0
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            is_probe = index in probe_cells
+            if stop_all or (student_stopped and not is_probe):
+                cell.outputs = [error_output("NotRun", "not run: " + ("the kernel had stopped" if stop_all
+                                                                       else "the notebook time limit was reached"))]
+                continue
+            now = time.monotonic()
+            if is_probe:
+                budget = min(config["probe_timeout_s"], notebook_deadline - now)
+                deadline_kind = "timeout"
+            else:
+                to_deadline = student_deadline - now
+                budget = min(config["cell_timeout_s"], to_deadline)
+                deadline_kind = "notebook_timeout" if to_deadline < config["cell_timeout_s"] else "timeout"
+            if budget <= 0:
+                student_stopped = student_stopped or not is_probe
+                cell.outputs = [error_output("NotRun", "not run: the notebook time limit was reached")]
+                continue
+            client.timeout = max(1, int(budget))
+            execution_count += 1
+            try:
+                await client.async_execute_cell(cell, index, execution_count=execution_count)
+            except CellTimeoutError:
+                await client.km.interrupt_kernel()
+                stopped = await kernel_responds(client, config["interrupt_grace_s"])
+                limit = int(budget)
+                if deadline_kind == "notebook_timeout":
+                    student_stopped = True
+                    text = f"the notebook time limit was reached during this cell (stopped after {limit} s)"
+                else:
+                    text = f"the cell ran longer than its time limit of {limit} s and was interrupted"
+                if not stopped:
+                    text += f"; it ignored the interrupt for {config['interrupt_grace_s']:g} s so the kernel was killed"
+                    await client.km.shutdown_kernel(now=True)
+                    stop_all = True
+                cell.outputs.append(error_output("CellTimeout", text))
+                events.append({"cell": index, "kind": deadline_kind, "kernel_killed": not stopped, "detail": text})
+            except DeadKernelError:
+                kernel_exit_code = exit_code(client)
+                text = "the kernel died while running this cell" + (
+                    f" (exit code {kernel_exit_code})" if kernel_exit_code is not None else "")
+                cell.outputs.append(error_output("KernelDied", text))
+                events.append({"cell": index, "kind": "kernel_died", "exit_code": kernel_exit_code, "detail": text})
+                stop_all = True
+            if time.monotonic() >= student_deadline and not is_probe and not student_stopped:
+                student_stopped = True
+                events.append({"cell": index, "kind": "notebook_timeout",
+                               "detail": "the notebook time limit was reached after this cell"})
+
+
+def exit_code(client: NotebookClient):
+    try:
+        process = client.km.provisioner.process
+        return process.poll() if process is not None else None
+    except AttributeError:
+        return None
+
+
+def main() -> int:
+    result_fd = make_private()
+    with open(sys.argv[1]) as handle:
+        config = json.load(handle)
+    try:
+        result = asyncio.run(run(config))
+    except Exception as error:  # reported as a value; the parent turns it into a status
+        result = {"events": [{"cell": None, "kind": "runner_error", "detail": f"{type(error).__name__}: {error}"}],
+                  "kernel_exit_code": None, "notebook": None}
+    with os.fdopen(result_fd, "w") as out:
+        json.dump(result, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

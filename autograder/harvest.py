@@ -1,0 +1,127 @@
+"""Reads the executed graded notebook back into plain data: the Artefacts of docs/contract.md and the cell errors.
+
+Trust: probe answers are read ONLY from the probe cells the grader appended, found by the position and cell id
+recorded when the notebook was built (GradedLayout, kept in the grader's process), never by content; a student
+cell that displays a forged probe dict is ignored. Figure descriptions are displayed by the kernel-side hook as
+outputs of the cell that drew them (so a notebook that dies halfway keeps its earlier figures); they are accepted
+only from student cells and only with the run's random token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from autograder.kernel_side import FIGURES_MIME, PROBE_MIME, PROBES
+
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+TRACEBACK_LINES = 12
+NOT_RUN = "NotRun: the probe cell did not run ({why})"
+
+
+@dataclass
+class GradedLayout:
+    """Where things are in the graded notebook, recorded by the builder."""
+    token: str
+    setup_cell: int
+    overrides_cell: int
+    parameters_cell: int | None  # graded index of the student's parameters cell, None when not found
+    student_cells: dict[int, int] = field(default_factory=dict)  # graded index -> index in the student notebook
+    probe_cells: dict[int, str] = field(default_factory=dict)  # graded index -> probe name
+    cell_ids: dict[int, str] = field(default_factory=dict)  # graded index -> cell id, for the grader's cells
+
+    @property
+    def grader_cells(self) -> list[int]:
+        return sorted([self.setup_cell, self.overrides_cell, *self.probe_cells])
+
+
+def strip_ansi(text: str) -> str:
+    return ANSI_ESCAPE.sub("", text)
+
+
+def _outputs(cell) -> list:
+    return cell.get("outputs", []) if cell.get("cell_type") == "code" else []
+
+
+def harvest(executed_notebook, layout: GradedLayout) -> dict:
+    """{"figures": [FigureDescription...], "probes": {name: {"ok": True, "value": ...} | {"ok": False,
+    "error": ...}}}; every probe of kernel_side.PROBES is present (a probe that did not run is an error)."""
+    cells = executed_notebook.get("cells", []) if executed_notebook else []
+    figures = []
+    for index in sorted(layout.student_cells):
+        if index >= len(cells):
+            continue
+        for output in _outputs(cells[index]):
+            payload = output.get("data", {}).get(FIGURES_MIME) if output.get("output_type") == "display_data" else None
+            if not isinstance(payload, dict) or payload.get("token") != layout.token:
+                continue
+            for figure in payload.get("figures", []):
+                if _well_formed_figure(figure):
+                    figures.append({**figure, "cell": index, "student_cell": layout.student_cells[index]})
+    probes = {}
+    for index, name in sorted(layout.probe_cells.items()):
+        probes[name] = _probe_answer(cells, index, name, layout)
+    for name in PROBES:
+        probes.setdefault(name, {"ok": False, "error": NOT_RUN.format(why="no probe cell was built for it")})
+    return {"figures": figures, "probes": probes}
+
+
+def _well_formed_figure(figure) -> bool:
+    """The FigureDescription shape checks can rely on (anything else is dropped)."""
+    if not isinstance(figure, dict) or not isinstance(figure.get("suptitle"), str):
+        return False
+    axes = figure.get("axes")
+    list_keys = ("images", "scatters", "lines", "legend", "position")
+    return isinstance(axes, list) and all(
+        isinstance(ax, dict) and all(isinstance(ax.get(key), list) for key in list_keys)
+        and all(isinstance(ax.get(key), str) for key in ("title", "xlabel", "ylabel")) for ax in axes)
+
+
+def _probe_answer(cells, index: int, name: str, layout: GradedLayout) -> dict:
+    if index >= len(cells) or cells[index].get("id") != layout.cell_ids.get(index):
+        return {"ok": False, "error": NOT_RUN.format(why="the probe cell is missing from the executed notebook")}
+    failures = [output for output in _outputs(cells[index]) if output.get("output_type") == "error"]
+    if failures:  # the probe wrapper catches Exception, so this is a timeout, a dead kernel or a skipped cell
+        last = failures[-1]
+        if last.get("ename") == "NotRun":
+            return {"ok": False, "error": NOT_RUN.format(why=last.get("evalue"))}
+        return {"ok": False, "error": f"{last.get('ename')}: {strip_ansi(str(last.get('evalue')))}"}
+    for output in _outputs(cells[index]):
+        payload = output.get("data", {}).get(PROBE_MIME) if output.get("output_type") == "display_data" else None
+        if isinstance(payload, dict) and payload.get("probe") == name and payload.get("token") == layout.token:
+            if payload.get("ok") is True:
+                return {"ok": True, "value": payload.get("value")}
+            return {"ok": False, "error": str(payload.get("error", "unknown error"))}
+    return {"ok": False, "error": NOT_RUN.format(why="the probe cell produced no answer")}
+
+
+def _first_line(source: str) -> str:
+    for line in source.splitlines():
+        if line.strip():
+            return line.strip()[:80]
+    return ""
+
+
+def cell_errors(executed_notebook, layout: GradedLayout | None = None) -> list[dict]:
+    """One dict per code cell with an error output (its last error): {"cell": graded index, "student_cell": index
+    in the student's notebook or None for the grader's cells, "grader_cell": bool, "ename", "evalue",
+    "traceback": last lines without ANSI codes, "source_head": first line of the cell}."""
+    errors = []
+    cells = executed_notebook.get("cells", []) if executed_notebook else []
+    for index, cell in enumerate(cells):
+        failures = [output for output in _outputs(cell) if output.get("output_type") == "error"]
+        if not failures:
+            continue
+        last = failures[-1]
+        traceback = strip_ansi("\n".join(last.get("traceback", []))).splitlines()
+        student_cell = layout.student_cells.get(index) if layout else None
+        errors.append({
+            "cell": index,
+            "student_cell": student_cell,
+            "grader_cell": bool(layout) and student_cell is None,
+            "ename": str(last.get("ename", "")),
+            "evalue": strip_ansi(str(last.get("evalue", ""))),
+            "traceback": traceback[-TRACEBACK_LINES:],
+            "source_head": _first_line(cell.get("source", "")),
+        })
+    return errors

@@ -1,0 +1,61 @@
+"""Resource limits for running one submission, with their defaults in one place.
+
+Why these defaults (the lab trains small MLPs on MNIST with the GRADING profile, on CPU):
+- Time: a cell may run 10 minutes, the whole notebook 30 minutes (the GRADING profile is meant to finish in a few
+  minutes); 2 minutes of that budget are kept for the grader's probe cells, so a notebook that runs out of time
+  still gets its functions probed (later parts still earn credit).
+- Memory: RLIMIT_DATA (private writable memory: heap, anonymous mmap), 4 GiB per process. Not RLIMIT_AS: importing
+  torch alone maps about 3.5 GB of virtual address space (VmSize) for about 1 GB of data (VmData), so an address
+  space limit either breaks `import torch` or is too loose to mean anything.
+- Processes: RLIMIT_NPROC 256. The kernel counts it per real uid, and never for root, so in the bwrap sandbox each
+  submission runs as its own unprivileged uid (see sandbox.py); without bwrap it is best effort.
+- Files: RLIMIT_FSIZE 512 MiB per file; the sandbox's /tmp and /dev/shm are tmpfs capped at 1 GiB each.
+- CPU: RLIMIT_CPU is only a backstop (per process); the wall-clock limits above are what stop a notebook.
+- Threads: 1 BLAS/OpenMP thread per kernel by default, so `--jobs` parallel submissions don't oversubscribe cores.
+- Output: text kept per cell 1 MiB, all student outputs 50 MiB; past that outputs are dropped with a note. The
+  executed notebook coming back from the sandbox may be at most 200 MiB (else status "output_limit").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_timeout_s: float = 600.0  # one student cell
+    notebook_timeout_s: float = 1800.0  # all cells, probes included (kernel start excluded)
+    probe_timeout_s: float = 60.0  # one probe cell
+    probe_reserve_s: float = 120.0  # of notebook_timeout_s, kept for the probe cells
+    interrupt_grace_s: float = 10.0  # after SIGINT, how long a cell has to stop before the kernel is killed
+    startup_grace_s: float = 120.0  # kernel start and runner overhead, on top of notebook_timeout_s (hard kill)
+    memory_bytes: int = 4 * GiB  # RLIMIT_DATA per process
+    max_processes: int = 256  # RLIMIT_NPROC for the submission's uid
+    max_file_bytes: int = 512 * MiB  # RLIMIT_FSIZE
+    max_open_files: int = 1024  # RLIMIT_NOFILE
+    tmpfs_bytes: int = 1 * GiB  # size of the sandbox's /tmp and /dev/shm
+    threads: int = 1  # OMP/MKL/OpenBLAS threads in the kernel
+    max_cell_output_bytes: int = 1 * MiB  # text/stream output kept per cell
+    max_notebook_output_bytes: int = 50 * MiB  # all outputs of student cells
+    max_result_bytes: int = 200 * MiB  # executed notebook JSON returned by the sandbox
+
+    @property
+    def cpu_seconds(self) -> int:
+        """RLIMIT_CPU backstop: the whole wall budget on every thread, plus a margin."""
+        wall = self.notebook_timeout_s + self.startup_grace_s + self.interrupt_grace_s
+        return int(wall * max(1, self.threads) + 60)
+
+    @property
+    def hard_wall_s(self) -> float:
+        """When the parent kills the whole sandbox, whatever the runner inside is doing."""
+        return self.notebook_timeout_s + self.startup_grace_s + 2 * self.interrupt_grace_s
+
+    def replace(self, **changes) -> "Limits":
+        return dataclasses.replace(self, **changes)
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,264 @@
+"""Builds the command that runs one submission's runner, sandboxed with bubblewrap or with resource limits only.
+
+Mode "bwrap" (the default when it works):
+- namespaces: new network (loopback only, so the runner's ZMQ connection to the kernel still works), pid, ipc, uts
+  and cgroup namespaces; `--die-with-parent`; `--new-session` (no TIOCSTI into the grader's terminal);
+- filesystem: read-only /usr (and the /bin, /lib* links), a few files of /etc, the venv (at /venv) and the Python
+  installation it points to, the data cache (at /data), the runner's directory (at /grader: the runner script and
+  the graded notebook, nothing else of the project); writable: the submission's private workdir (at /submission)
+  and a private tmpfs /tmp and /dev/shm; fresh /proc and /dev. No view of the project tree, the rubric, the
+  grades or other submissions;
+- identity: when the grader runs as root, bwrap runs without a user namespace and `setpriv` drops the runner to
+  a fresh unprivileged uid with no capabilities and no_new_privs, so RLIMIT_NPROC counts (root is exempt from
+  it) and the submission cannot write anything root owns. Not root: bwrap uses a user namespace, the uid stays
+  the grader's, and RLIMIT_NPROC is set above the user's current process count.
+Mode "none": the same resource limits, nothing else; the description says so loudly.
+Both: rlimits (data size, processes, file size, CPU, open files, no core dumps) are set by a tiny Python wrapper
+that execs the rest of the command, so they hold for bwrap and everything inside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.limits import Limits
+
+log = logging.getLogger(__name__)
+
+SANDBOX_WORKDIR = "/submission"
+SANDBOX_DATA = "/data"
+SANDBOX_VENV = "/venv"
+SANDBOX_RUNNER = "/grader"
+SANDBOX_TMP = "/tmp"
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "hosts",
+             "localtime", "mime.types", "fonts")
+TOP_LEVEL_SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+SANDBOX_UID_RANGE = (200_000, 299_999)
+
+# Sets the resource limits, then execs the rest of argv. Run by the grader's own Python, outside the sandbox.
+RLIMIT_WRAPPER = (
+    "import os, resource, sys\n"
+    "for name, value in zip(sys.argv[1].split(','), sys.argv[2].split(',')):\n"
+    "    resource.setrlimit(getattr(resource, name), (int(value), int(value)))\n"
+    "os.execvp(sys.argv[3], sys.argv[3:])\n"
+)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the runner sees things: inside the sandbox (bwrap) or the host paths themselves (none)."""
+    workdir: str
+    data_dir: str | None
+    python: str
+    runner_dir: str
+    tmp: str
+
+
+def inside_paths(mode: str, *, workdir: Path, data_dir: Path | None, venv: Path, runner_dir: Path) -> Paths:
+    if mode == "bwrap":
+        return Paths(SANDBOX_WORKDIR, SANDBOX_DATA if data_dir else None, f"{SANDBOX_VENV}/bin/python",
+                     SANDBOX_RUNNER, SANDBOX_TMP)
+    return Paths(str(workdir), str(data_dir) if data_dir else None, str(Path(venv) / "bin" / "python"),
+                 str(runner_dir), str(Path(runner_dir) / "tmp"))
+
+
+def python_installation(venv: Path) -> Path | None:
+    """The prefix of the Python the venv was made from (its bin/python symlinks point there)."""
+    cfg = Path(venv) / "pyvenv.cfg"
+    if not cfg.exists():
+        return None
+    for line in cfg.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home":
+            return Path(value.strip()).resolve().parent
+    return None
+
+
+def allocate_uid() -> int:
+    """A uid no other submission of this grader uses right now (random in a range no real account uses)."""
+    return random.randint(*SANDBOX_UID_RANGE)
+
+
+def _user_process_count() -> int:
+    uid = os.getuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += 1
+            except OSError:
+                pass
+    return count
+
+
+def rlimit_values(limits: Limits, *, drops_to_own_uid: bool) -> dict[str, int]:
+    nproc = limits.max_processes if drops_to_own_uid else _user_process_count() + limits.max_processes
+    return {
+        "RLIMIT_DATA": limits.memory_bytes,
+        "RLIMIT_NPROC": nproc,
+        "RLIMIT_FSIZE": limits.max_file_bytes,
+        "RLIMIT_CPU": limits.cpu_seconds,
+        "RLIMIT_NOFILE": limits.max_open_files,
+        "RLIMIT_CORE": 0,
+    }
+
+
+def rlimit_prefix(values: dict[str, int]) -> list[str]:
+    return [sys.executable, "-c", RLIMIT_WRAPPER, ",".join(values), ",".join(str(v) for v in values.values())]
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in TOP_LEVEL_SYSTEM_DIRS:
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--perms", "0755", "--dir", "/etc"]  # directories bwrap creates are 0700 unless told otherwise
+    for name in ETC_FILES:
+        if (Path("/etc") / name).exists():
+            args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    return args
+
+
+def _namespace_args(as_root: bool) -> list[str]:
+    # Root without a user namespace so setpriv can switch to a real unprivileged uid; others need a user namespace.
+    if as_root:
+        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    return ["--unshare-all"]
+
+
+def build_command(argv: list[str], *, workdir: Path, data_dir: Path | None, venv: Path, mode: str, limits: Limits,
+                  runner_dir: Path, uid: int | None = None) -> tuple[list[str], str]:
+    """The full command line (rlimit wrapper, then bwrap if mode is "bwrap", then argv) and a description of it.
+
+    argv must use the paths of `inside_paths(mode, ...)`. `uid`: the uid to drop to (bwrap run as root only);
+    allocated when None."""
+    as_root = os.geteuid() == 0
+    if mode == "none":
+        values = rlimit_values(limits, drops_to_own_uid=False)
+        description = ("none: NO SANDBOX, resource limits only (memory, processes, file size, CPU); the submission "
+                       "can use the network, read the project and write wherever the grader can"
+                       + ("; RLIMIT_NPROC does not apply to root" if as_root else ""))
+        return rlimit_prefix(values) + list(argv), description
+    if mode != "bwrap":
+        raise ValueError(f"sandbox mode must be 'bwrap' or 'none', not {mode!r}")
+
+    bwrap = shutil.which("bwrap") or "bwrap"
+    cmd = [bwrap, *_namespace_args(as_root), "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    cmd += _system_binds()
+    python_home = python_installation(venv)
+    if python_home is not None and not str(python_home).startswith("/usr/"):
+        # Parents bwrap creates copy the host's modes (/root is 0700): open them so the dropped uid can traverse.
+        for parent in reversed(python_home.parents[:-1]):
+            cmd += ["--perms", "0755", "--dir", str(parent)]
+        cmd += ["--ro-bind", str(python_home), str(python_home)]
+    cmd += ["--ro-bind", str(Path(venv).resolve()), SANDBOX_VENV]
+    if data_dir is not None:
+        cmd += ["--ro-bind", str(Path(data_dir).resolve()), SANDBOX_DATA]
+    cmd += ["--ro-bind", str(Path(runner_dir).resolve()), SANDBOX_RUNNER]
+    cmd += ["--bind", str(Path(workdir).resolve()), SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    cmd += ["--perms", "1777", "--size", str(limits.tmpfs_bytes), "--tmpfs", "/dev/shm"]
+    cmd += ["--perms", "1777", "--size", str(limits.tmpfs_bytes), "--tmpfs", SANDBOX_TMP]
+
+    setpriv = shutil.which("setpriv")
+    drops_uid = as_root and setpriv is not None
+    if drops_uid:
+        uid = allocate_uid() if uid is None else uid
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--", setpriv, f"--reuid={uid}",
+                f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+                "--", *argv]
+        who = f"uid {uid}"
+    else:
+        cmd += ["--", *argv]
+        who = "the grader's uid" + (" (root, capabilities dropped; setpriv missing so RLIMIT_NPROC does not apply)"
+                                    if as_root else "")
+    values = rlimit_values(limits, drops_to_own_uid=drops_uid)
+    description = f"bwrap: no network, private /tmp, read-only system and venv, only the workdir writable, {who}"
+    return rlimit_prefix(values) + cmd, description
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_check() -> tuple[bool, str]:
+    """Whether bwrap can make this sandbox here; (False, why) when it can't."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False, "bubblewrap (bwrap) is not installed"
+    cmd = [bwrap, *_namespace_args(os.geteuid() == 0), "--die-with-parent", "--ro-bind", "/", "/", "--proc",
+           "/proc", "--dev", "/dev", "true"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"bwrap could not run: {error}"
+    if done.returncode != 0:
+        return False, f"bwrap cannot create namespaces here: {done.stderr.strip()[:300]}"
+    return True, "bwrap works"
+
+
+def resolve_mode(requested: str) -> tuple[str, str]:
+    """("bwrap"|"none", why) for a requested mode "auto", "bwrap" or "none"."""
+    if requested == "none":
+        return "none", "sandbox disabled on request"
+    ok, why = bwrap_check()
+    if requested == "bwrap":
+        if not ok:
+            raise RuntimeError(f"sandbox 'bwrap' requested but unusable: {why}")
+        return "bwrap", why
+    if requested != "auto":
+        raise ValueError(f"sandbox must be 'auto', 'bwrap' or 'none', not {requested!r}")
+    if ok:
+        return "bwrap", why
+    log.warning("running submissions WITHOUT a sandbox (resource limits only): %s", why)
+    return "none", why
+
+
+def processes_with_token(token: str) -> list[int]:
+    """Pids of live processes whose environment holds LABGRADER_RUN=token (all a run started, unless one cleared
+    its environment)."""
+    needle = f"LABGRADER_RUN={token}".encode()
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                if needle in handle.read().split(b"\0"):
+                    pids.append(int(entry.name))
+        except OSError:
+            pass
+    return pids
+
+
+def kill_run(process: subprocess.Popen, token: str) -> int:
+    """Kill the runner's process group and every process carrying the run's token; returns how many strays were
+    killed after the group. Loops because a fork bomb can fork while being killed."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    strays = 0
+    for _ in range(50):
+        pids = processes_with_token(token)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                strays += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.05)
+    return strays
