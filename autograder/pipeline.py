@@ -28,6 +28,7 @@ log = logging.getLogger("autograder")
 ROW_FILE = "row.json"                 # the gradebook row and the cache key of one graded submission
 EXECUTED_NOTEBOOK = "executed.ipynb"
 SECRET_FILE = ".probe_secret"         # seeds the probe inputs; never visible to a submission
+PUBLIC_TESTS = Path(__file__).resolve().parents[1] / "student_template" / "tests"
 
 
 @dataclass
@@ -138,16 +139,19 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
         workdir = Path(workdir)
         result = None
         if submission.problem:
-            result = ExecutionResult.invalid(submission.problem)
+            result = ExecutionResult("invalid", submission.problem, sandbox="not run")
         else:
             try:
                 notebook_path = workdir / "submission.ipynb"
                 notebook_path.write_bytes(submission.notebook_bytes())
             except Exception as error:  # unreadable file or archive member
-                result = ExecutionResult.invalid(f"the notebook could not be read ({error}): resubmit it")
+                result = ExecutionResult("invalid", f"the notebook could not be read ({error}): resubmit it",
+                                         sandbox="not run")
         if result is None:
             run_dir = workdir / "run"
             run_dir.mkdir()
+            # The public self-checks, so that the student's grader.check cells run as they did for them.
+            shutil.copytree(PUBLIC_TESTS, run_dir / "tests")
             result = execute_submission(notebook_path, run_dir, overrides=settings.profile,
                                         probe_inputs=probe_inputs, data_dir=settings.data_dir,
                                         limits=settings.limits, sandbox=settings.sandbox)
@@ -158,7 +162,8 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
             shutil.copyfile(result.executed_notebook_path, executed.with_suffix(".tmp"))
             os.replace(executed.with_suffix(".tmp"), executed)
 
-    item_scores = score(rubric, result.artefacts or {}, probe_inputs, status=result.status, reason=result.reason)
+    item_scores = score(rubric, result.artefacts or {}, probe_inputs, status=result.status, reason=result.reason,
+                        profile=settings.profile)
     item_scores = apply_penalties(item_scores, set(submission.flags), rubric)
     total = round(sum(s.points for s in item_scores), 4)
     max_total = round(sum(s.max_points for s in item_scores), 4)
