@@ -4,14 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_STAMP := data_cache/MNIST/.verified
+CLASSIFIER := data_cache/classifier/mnist_cnn.json
 
 # Grading options; empty means the default declared once in autograder/__main__.py.
 SUBMISSIONS ?=
 OUT ?=
 JOBS ?=
 SANDBOX ?=
+CANVAS_ASSIGNMENT ?=
+CANVAS_ROSTER ?=
 
-.PHONY: grade test data template solution bench venv sandbox-tools clean
+.PHONY: grade test data classifier template solution bench venv sandbox-tools test-tools clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -19,15 +22,35 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# bubblewrap sandboxes each submission; installed where we can (root with apt), else grading falls back loudly.
+# Debian packages, as command:package pairs: bubblewrap sandboxes each submission (grade, test); chromium renders the
+# reports in the browser tests (test; Playwright drives it and never downloads a browser). Installed where we can
+# (root with apt-get, one `apt-get update` for all), else a warning names what is missing: grading then runs with
+# resource limits only (said loudly in the log and the reports) and the browser tests fail saying so.
+define apt_install
+	@missing=""; for pair in $(1); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "apt-get install$$missing"; \
+	    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+	      echo "warning: apt-get install$$missing failed"; \
+	  else echo "warning: not installed:$$missing (run: apt-get install$$missing)"; fi; fi
+endef
+
 sandbox-tools:
-	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq >/dev/null && apt-get install -y -qq bubblewrap >/dev/null) || \
-	  echo "warning: bubblewrap (bwrap) is not installed; submissions will run with resource limits only"; }
+	$(call apt_install,bwrap:bubblewrap)
+
+test-tools:
+	$(call apt_install,bwrap:bubblewrap chromium:chromium)
 
 data: $(DATA_STAMP)
 $(DATA_STAMP): | $(STAMP)
 	$(PY) -m autograder.data --root data_cache
+
+# The grader's own MNIST classifier (judges generated images): trained once (about 2 minutes on 2 CPU cores),
+# retrained when the data or the recipe changes, otherwise only verified.
+classifier: $(CLASSIFIER)
+$(CLASSIFIER): autograder/classifier.py $(DATA_STAMP) | $(STAMP)
+	$(PY) -m autograder.classifier
 
 template: $(STAMP)
 	$(PY) -m autograder.template
@@ -35,16 +58,18 @@ template: $(STAMP)
 solution: $(STAMP) $(DATA_STAMP)
 	$(PY) -m autograder.solution_run --profile full --out solution/executed
 
-grade: $(STAMP) $(DATA_STAMP) sandbox-tools
+grade: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) -m autograder grade $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") $(if $(OUT),--out "$(OUT)") \
-	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX))
+	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX)) \
+	  $(if $(CANVAS_ASSIGNMENT),--canvas-assignment "$(CANVAS_ASSIGNMENT)") $(if $(CANVAS_ROSTER),--canvas-roster "$(CANVAS_ROSTER)")
 
-test: $(STAMP) $(DATA_STAMP) sandbox-tools
+test: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) test-tools
 	$(PY) -m pytest -q tests
 
-bench: $(STAMP) $(DATA_STAMP) sandbox-tools
+bench: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) bench/overhead.py
 	$(PY) bench/jobs_scaling.py
+	$(PY) bench/sandbox_cost.py
 
 clean:
 	rm -rf grades .pytest_cache

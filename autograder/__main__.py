@@ -1,5 +1,7 @@
 """`python -m autograder grade [--submissions DIR] [--out DIR] [--jobs N] [--sandbox auto|bwrap|none]`.
 
+Canvas export options: `[--canvas-assignment "NAME (ID)"] [--canvas-roster CANVAS_GRADEBOOK_EXPORT.csv]`.
+
 Every default is declared here, once; the Makefile passes only what the user set.
 """
 from __future__ import annotations
@@ -33,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     grade.add_argument("--data-dir", type=Path, default=DEFAULTS["data_dir"])
     grade.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
     grade.add_argument("--no-progress", action="store_true")
+    grade.add_argument("--canvas-assignment", default=None,
+                       help='column of OUT/canvas_gradebook.csv, e.g. "Lab 3 (123456)" with the Canvas assignment '
+                            "id (default: the rubric's title, which Canvas imports as a new assignment)")
+    grade.add_argument("--canvas-roster", type=Path, default=None,
+                       help="the course's gradebook exported from Canvas, to fill the Canvas ids of students whose "
+                            "file names do not carry them")
     return parser.parse_args(argv)
 
 
@@ -45,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     handlers = [logging.FileHandler(args.out / "grading.log", encoding="utf-8")]
+    console = logging.StreamHandler(sys.stderr)    # warnings (e.g. a bad score in the review sheet) reach the user
+    console.setLevel(logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handlers.append(console)
     logging.basicConfig(level=logging.INFO, handlers=handlers, format="%(asctime)s %(levelname)s %(message)s")
     try:
         check_cache(args.data_dir, full_hash=False)
@@ -54,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return 2
+    if args.canvas_roster is not None and not args.canvas_roster.is_file():
+        print(f"error: --canvas-roster {args.canvas_roster} is not a file: pass the CSV exported from the Canvas "
+              f"gradebook", file=sys.stderr)
+        return 2
     settings = GradeSettings(out_dir=args.out, rubric_path=args.rubric, data_dir=args.data_dir.resolve(),
-                             sandbox=args.sandbox, profile=dict(GRADING), limits=Limits(), force=args.force)
+                             sandbox=args.sandbox, profile=dict(GRADING), limits=Limits(), force=args.force,
+                             canvas_assignment=args.canvas_assignment, canvas_roster=args.canvas_roster)
     try:
         rows = grade_class(args.submissions, settings, jobs=args.jobs, progress=not args.no_progress)
     except (FileNotFoundError, ValueError) as error:  # no such folder, a rubric that does not validate
@@ -66,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         note = "" if row.status == "ok" else f"  {row.reason}"
         print(f"{row.submission:<{width}}  {row.status:<12} {row.score:6.1f} / {row.max_score:.0f}{note}")
     print(f"\n{len(rows)} submissions graded: {args.out / 'gradebook.csv'}, feedback in {args.out}/<submission>/")
+    awaiting = sum(len(row.awaiting_review) for row in rows)
+    print(f"written answers: {args.out / 'review' / 'written_answers.html'}; score them in "
+          f"{args.out / 'review' / 'written_answers.csv'} ({awaiting} awaiting review, counted 0 until scored)")
+    print(f"Canvas import: {args.out / 'canvas_gradebook.csv'}")
     return 0
 
 

@@ -1318,3 +1318,6 @@ def figure_reconstruction_sweep(artefacts: dict, probe_inputs: dict, params: dic
     return CheckResult("", 0.0, f"No plot of reconstruction error against latent size {lo}..{hi} found: "
                                 f"{_figure_summary(figures)}. Plot reconstruction_errors['autoencoder'] and ['pca'] "
                                 f"against SWEEP_DIMS in one axes.", details)
+
+
+from autograder import image_checks  # noqa: E402,F401  registers the image-quality checks (imported last: it uses this module)

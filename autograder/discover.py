@@ -22,7 +22,8 @@ REPORT_SUFFIX = ".pdf"
 ARCHIVE_SUFFIXES = (".zip",)
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024  # a lab notebook with every figure is a few MB
 
-CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)(?:_LATE)?_\d+_\d+_(?P<original>.+)$")
+# Canvas's "Download Submissions" names: <name>[_LATE]_<Canvas user id>_<attachment id>_<original name>
+CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)(?:_LATE)?_(?P<user_id>\d+)_(?P<attachment_id>\d+)_(?P<original>.+)$")
 ASSIGNMENT_PREFIX = re.compile(r"^assignment\s*\d*[\s_-]+", re.IGNORECASE)
 IGNORED_NAMES = {".DS_Store", "__MACOSX", ".ipynb_checkpoints", "Thumbs.db"}
 

@@ -19,6 +19,18 @@ Statuses (ExecutionResult.status):
                   (outputs beyond the per-cell and per-notebook caps are already dropped in the sandbox, with a note
                   and status unaffected, so this only happens with e.g. thousands of large figures).
 Precedence when several apply: invalid, output_limit, kernel_died, timeout, cell_error, ok.
+
+exit()/quit() in a cell do not stop the kernel (Jupyter would stop it a moment later, racing the next cells): the
+rest of the notebook runs and the reason says which cell called it. sys.exit() raises SystemExit (a cell error).
+
+Disk: while the notebook runs the grader watches its folder (the only place on disk it can write); past
+limits.max_workdir_bytes or max_workdir_files it kills the kernel and everything it started (status "kernel_died",
+the reason says why).
+
+Integrity (`integrity_flags`, for the instructor; see autograder/integrity.py): findings of the source scan, the
+kernel guard (kernel_guard.py), forged outputs (harvest.integrity_findings) and files named like the grader's
+outputs left in the folder. A source that reaches the grader's in-kernel code or installs input transformers gets
+its automatic results (probes and figures) discarded.
 """
 
 from __future__ import annotations
@@ -42,9 +54,9 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import kernel_side
+from autograder import integrity, kernel_guard, kernel_side
 from autograder import sandbox as sandbox_module
-from autograder.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest
+from autograder.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest, integrity_findings
 from autograder.kernel_side import PROBE_MIME, PROBES
 from autograder.limits import GiB, MiB, Limits
 from autograder.probe_inputs import inputs_for_probe
@@ -57,6 +69,7 @@ PARAMETER_NAMES = ("SEED", "DATA_DIR", "DEVICE", "N_TRAIN", "N_TEST", "BATCH_SIZ
 EXECUTED_NAME = "executed.ipynb"
 RUNNER_SCRIPT = Path(__file__).with_name("execute_child.py")
 STDERR_TAIL_BYTES = 20_000
+DISK_POLL_S = 0.2  # shortest interval between two scans of the workdir's disk use
 MEMORY_ERROR_MARKERS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "DefaultCPUAllocator")
 
 
@@ -72,13 +85,14 @@ class ExecutionResult:
     notes: list[str] = field(default_factory=list)
     runner_log: str = ""  # tail of the runner's stderr (kernel and nbclient logs), for the grader's logs
     layout: GradedLayout | None = None
+    integrity_flags: list[str] = field(default_factory=list)  # "integrity_attempt" + "integrity: ..." findings
 
     def to_dict(self) -> dict:
         """Plain JSON (without the layout) for reports and logs."""
         return {"status": self.status, "reason": self.reason, "cell_errors": self.cell_errors,
                 "artefacts": self.artefacts, "duration_s": round(self.duration_s, 3), "sandbox": self.sandbox,
                 "executed_notebook_path": str(self.executed_notebook_path) if self.executed_notebook_path else None,
-                "notes": self.notes}
+                "notes": self.notes, "integrity_flags": self.integrity_flags}
 
 
 # ---------------------------------------------------------------- reading the submission
@@ -167,15 +181,22 @@ def overrides_source(overrides: dict) -> str:
 
 
 def setup_source(seed: int, token: str) -> str:
-    source = Path(kernel_side.__file__).read_text()
+    """The first graded cell: installs kernel_side (figures, seeds) and then kernel_guard (integrity snapshots),
+    both as private modules, before any student code runs."""
+    kernel_side_source = Path(kernel_side.__file__).read_text()
+    guard_source = Path(kernel_guard.__file__).read_text()
     return (
         "# Added by the grader: records figures, seeds the random generators, selects the inline backend.\n"
         "def _labgrader_install():\n"
         "    import sys, types\n"
         "    module = types.ModuleType('labgrader_kernel_side')\n"
-        f"    exec(compile({source!r}, 'labgrader_kernel_side.py', 'exec'), module.__dict__)\n"
+        f"    exec(compile({kernel_side_source!r}, 'labgrader_kernel_side.py', 'exec'), module.__dict__)\n"
         "    sys.modules['labgrader_kernel_side'] = module\n"
         f"    module.install(seed={int(seed)}, token={token!r})\n"
+        "    guard = types.ModuleType('labgrader_kernel_guard')\n"
+        f"    exec(compile({guard_source!r}, 'labgrader_kernel_guard.py', 'exec'), guard.__dict__)\n"
+        "    sys.modules['labgrader_kernel_guard'] = guard\n"
+        "    guard.install(module)\n"
         "_labgrader_install()\n"
         "del _labgrader_install\n"
     )
@@ -186,7 +207,7 @@ def probe_source(name: str, inputs, token: str) -> str:
     return (
         f"# Added by the grader: probe {name!r} (calls your code on inputs drawn by the grader).\n"
         "try:\n"
-        f"    __import__('sys').modules['labgrader_kernel_side'].run_probe({name!r}, {json.dumps(inputs)!r})\n"
+        f"    __import__('sys').modules['labgrader_kernel_guard'].run_probe({name!r}, {json.dumps(inputs)!r})\n"
         "except Exception as _labgrader_error:\n"
         f"    __import__('IPython').display.display({{{PROBE_MIME!r}: {{**{fallback!r}, 'error': "
         "f'{type(_labgrader_error).__name__}: {_labgrader_error}'[:500]}}, raw=True)\n"
@@ -351,16 +372,29 @@ def execute_submission(notebook_path, workdir, *, overrides: dict, probe_inputs:
             description += f" ({why})"
         if uid is not None:
             _chown_tree(workdir, uid, uid)
-        run = _run(cmd, env, limits, token)
+        run = _run(cmd, env, limits, token, workdir=workdir)
     finally:
         if uid is not None:
             _chown_tree(workdir, owner.st_uid, owner.st_gid)
         shutil.rmtree(runner_dir, ignore_errors=True)
+    findings = integrity.scan_notebook(student) + integrity.scan_workdir(workdir)  # before executed.ipynb exists
     result = _interpret(run, layout, limits, workdir, notes)
+    voiding = [finding.text for finding in findings if finding.voids]
+    if voiding:
+        _discard_automatic_results(result, voiding[0])
+    result.integrity_flags = integrity.flags(findings, result.integrity_flags)
     result.duration_s = time.monotonic() - started
     result.sandbox = description
     result.layout = layout
     return result
+
+
+def _discard_automatic_results(result: ExecutionResult, why: str) -> None:
+    """Every probe answer becomes an error and no figure counts (the notebook reached the grader's own code)."""
+    error = {"ok": False, "error": f"IntegrityError: {why}"}
+    result.artefacts = {**result.artefacts, "figures": [],
+                        "probes": {name: dict(error) for name in result.artefacts.get("probes") or PROBES}}
+    result.notes.append(f"Integrity: {why}.")
 
 
 def _venv() -> Path:
@@ -388,9 +422,31 @@ class _Run:
     stderr_tail: str
     strays_killed: int
     result_error: str = ""
+    disk_exceeded: str = ""  # what the workdir held when the grader stopped the kernel for it, else ""
 
 
-def _run(cmd: list[str], env: dict, limits: Limits, token: str) -> _Run:
+class _DiskWatch:
+    """Polls the workdir's disk use while the run goes on; the poll interval grows with the cost of a scan."""
+
+    def __init__(self, workdir: Path | None, limits: Limits):
+        self.workdir, self.limits = workdir, limits
+        self.next_check = 0.0
+        self.exceeded = ""
+
+    def over_limit(self) -> bool:
+        if self.workdir is None or time.monotonic() < self.next_check:
+            return False
+        began = time.monotonic()
+        used, files = sandbox_module.disk_usage(self.workdir, max_entries=self.limits.max_workdir_files + 1)
+        self.next_check = time.monotonic() + max(DISK_POLL_S, 20 * (time.monotonic() - began))
+        if used > self.limits.max_workdir_bytes or files > self.limits.max_workdir_files:
+            self.exceeded = self.exceeded or f"{_mib(used)} in {files} file(s)"
+            return True
+        return False
+
+
+def _run(cmd: list[str], env: dict, limits: Limits, token: str, workdir: Path | None = None) -> _Run:
+    """Run the runner command; `workdir` (when given) is watched against the disk limits."""
     process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=env, start_new_session=True)
     out = _Reader(process.stdout, cap=limits.max_result_bytes)
@@ -399,12 +455,15 @@ def _run(cmd: list[str], env: dict, limits: Limits, token: str) -> _Run:
     err.start()
     wall_killed = False
     deadline = time.monotonic() + limits.hard_wall_s
+    disk = _DiskWatch(workdir, limits)
     while process.poll() is None:
         if out.overflow.is_set():
             break
         if time.monotonic() > deadline:
             wall_killed = True
             break
+        if disk.over_limit():  # the runner sees a dead kernel and returns what ran
+            sandbox_module.kill_submission_processes(token)
         time.sleep(0.05)
     strays = sandbox_module.kill_run(process, token)  # always: nothing the submission started may survive it
     process.wait()
@@ -419,7 +478,8 @@ def _run(cmd: list[str], env: dict, limits: Limits, token: str) -> _Run:
             result_error = "" if raw else "the runner returned nothing"
         except json.JSONDecodeError as error:
             result_error = f"the runner's result is not JSON ({error})"
-    return _Run(result, process.returncode, wall_killed, out.overflow.is_set(), stderr_tail, strays, result_error)
+    return _Run(result, process.returncode, wall_killed, out.overflow.is_set(), stderr_tail, strays, result_error,
+                disk.exceeded)
 
 
 # ---------------------------------------------------------------- deciding the status
@@ -503,18 +563,38 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
                      f"{grader_errors[0]['evalue']}); this is a grader problem, please report it.")
         log.error("grader cell failed: %s", grader_errors[0])
 
-    def result(status: str, reason: str) -> ExecutionResult:
-        return ExecutionResult(status, reason, cell_errors=errors, artefacts=artefacts,
-                               executed_notebook_path=executed_path, notes=notes, runner_log=run.stderr_tail)
+    findings = integrity_findings(executed, layout)
+    exits = [_describe_cell(layout, event["cell"], executed) for event in events
+             if event["kind"] == "exit_ignored" and event["cell"] in layout.student_cells]
+    exit_note = (f" {exits[0][0].upper()}{exits[0][1:]} called exit() or quit(): the grader kept the kernel running "
+                 "so that the rest was graded; remove it." if exits else "")
 
+    def result(status: str, reason: str) -> ExecutionResult:
+        return ExecutionResult(status, reason + exit_note, cell_errors=errors, artefacts=artefacts,
+                               executed_notebook_path=executed_path, notes=notes, runner_log=run.stderr_tail,
+                               integrity_flags=findings)
+
+    if run.disk_exceeded:
+        where = _describe_cell(layout, kinds["kernel_died"]["cell"], executed) if "kernel_died" in kinds else \
+            "the notebook"
+        return result("kernel_died", (
+            f"The grader stopped the Python kernel while it ran {where}: the notebook's folder held "
+            f"{run.disk_exceeded}, more than the limit of {_mib(limits.max_workdir_bytes)} in "
+            f"{limits.max_workdir_files} files; the cells after it could not run. Do not write large or many "
+            "files: keep results in variables, and save only the figures or files the assignment asks for."))
     if "kernel_died" in kinds:
         event = kinds["kernel_died"]
-        where = _describe_cell(layout, event["cell"], executed)
         memory = event.get("exit_code") in (-9, -6) or "Killed" in run.stderr_tail
-        return result("kernel_died", (
-            f"The Python kernel died while running {where}{_exit_description(event.get('exit_code'))}; the cells "
-            "after it could not run. Look for os._exit()/sys.exit() calls, crashes in native code or memory "
-            "exhaustion." + (_memory_hint(limits) if memory else "")))
+        if event["cell"] in layout.student_cells or event["cell"] is None:
+            where = _describe_cell(layout, event["cell"], executed)
+            reason = (f"The Python kernel died while running {where}{_exit_description(event.get('exit_code'))}; "
+                      "the cells after it could not run. Look for os._exit()/sys.exit() calls, crashes in native "
+                      "code or memory exhaustion.")
+        else:  # e.g. the notebook's functions crashed or ran out of memory when the grader called them
+            reason = (f"The Python kernel stopped after the notebook's cells had run, while the grader was calling "
+                      f"its functions{_exit_description(event.get('exit_code'))}, so those checks could not run. "
+                      "Look for os._exit() calls, crashes in native code or memory exhaustion in your functions.")
+        return result("kernel_died", reason + (_memory_hint(limits) if memory else ""))
     if "runner_error" in kinds:
         return result("kernel_died", (
             f"The notebook could not be run to the end: {kinds['runner_error']['detail'][:300]}. This happens when "

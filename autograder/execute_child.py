@@ -78,7 +78,10 @@ class CappedNotebookClient(NotebookClient):
                     "stream", name="stderr", text=TOTAL_TRUNCATION_NOTE.format(limit=self.max_total_bytes)))
             self.truncated_cells.add(cell_index)
             return None
-        if used + size > self.max_cell_bytes:
+        # The per-cell cap is for printed text; figures (PNGs and the grader's figure descriptions, which a
+        # high-dpi cell of three 5000-point scatters already pushes past 1 MiB) count only toward the total.
+        per_cell = msg["msg_type"] not in ("display_data", "execute_result", "update_display_data")
+        if per_cell and used + size > self.max_cell_bytes:
             room = self.max_cell_bytes - used
             if msg["msg_type"] == "stream" and room > 0 and cell_index not in self.truncated_cells:
                 self.cell_bytes[cell_index] = self.max_cell_bytes  # keep the part of this chunk that fits
@@ -133,6 +136,14 @@ async def run(config: dict) -> dict:
         max_total_bytes=config["max_notebook_output_bytes"], kernel_name="python3", allow_errors=True,
         interrupt_on_timeout=False, timeout=int(config["cell_timeout_s"]), iopub_timeout=5,
         startup_timeout=int(config["startup_timeout_s"]), resources={"metadata": {"path": config["workdir"]}})
+
+    def note_exit_requests(cell, cell_index, execute_reply):
+        """exit()/quit() (kept from stopping the kernel by the setup cell) leave an ask_exit payload."""
+        payloads = ((execute_reply or {}).get("content") or {}).get("payload") or []
+        if any(isinstance(payload, dict) and payload.get("source") == "ask_exit" for payload in payloads):
+            events.append({"cell": cell_index, "kind": "exit_ignored", "detail": "the cell called exit() or quit()"})
+
+    client.on_cell_executed = note_exit_requests
     try:
         await run_cells(client, nb, config, events)
     except Exception as error:  # e.g. the kernel could not start: still return what ran

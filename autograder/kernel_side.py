@@ -8,6 +8,8 @@ clash with it); tests import it directly.
   harvester knows from where the output sits) under FIGURES_MIME. Figures rendered by `plt.show()`/`display(fig)`
   are caught when they are printed (FigureCanvasBase.print_figure), figures left open at the end of the cell by
   the callback; a figure described once is described again only if it changed.
+  Images of at least 28x28 px also carry their grey levels (uint8, zlib + base64, capped per cell) for the grader's
+  digit classifier (autograder/image_checks.py).
 - `run_probe(name, inputs_json)`: runs one probe of contract.md on fresh tensors built from the grader's inputs,
   converts every answer to plain bool/int/float/str/list/dict (so no student object survives into the JSON) and
   displays {"probe", "token", "ok", "value" | "error"} under PROBE_MIME. Never raises.
@@ -25,6 +27,16 @@ MAX_LINE_POINTS = 1000
 MAX_AXES_PER_FIGURE = 400
 MAX_FIGURES_PER_CELL = 50
 MAX_ERROR_CHARS = 500
+# Pixels of drawn images (for the grader's digit classifier): images with both sides >= 28 px and at most
+# MAX_IMAGE_PIXELS pixels, as zlib-compressed uint8 in base64, at most MAX_PIXEL_CHARS_PER_CELL characters per cell.
+MIN_IMAGE_SIDE = 28
+MAX_IMAGE_PIXELS = 400_000
+MAX_PIXEL_CHARS_PER_CELL = 400_000
+# The runner keeps at most limits.max_cell_output_bytes (1 MiB) of a cell's outputs and the figure descriptions come
+# after the cell's PNGs: pixels are dropped at emission when PNGs + descriptions would pass this (with a margin for
+# printed text), so that the descriptions themselves are never cut.
+CELL_OUTPUT_CHARS = 1_000_000
+OUTPUT_MARGIN_CHARS = 100_000
 CONTRACT_NAMES = (
     "FF", "Autoencoder", "VAEEncoder", "VAEDecoder", "VAE", "reparameterize", "kl_divergence",
     "bernoulli_vae_loss", "gaussian_vae_loss", "pca_encode", "pca_generate", "pca_reconstruct", "ae_histories",
@@ -32,6 +44,8 @@ CONTRACT_NAMES = (
 )
 
 _state = {"token": "", "pending": [], "display": None}
+_pixel_chars = {"cell": 0, "figure": 0, "png": 0}  # pixels queued in this cell / in the figure being described;
+                                                     # characters of the PNGs printed in this cell
 
 
 # ---------------------------------------------------------------- plain JSON values
@@ -107,6 +121,48 @@ def _finite_min_max(array):
     return float(values.min()), float(values.max())
 
 
+def encode_uint8(array) -> str:
+    """uint8 array -> base64 of its zlib-compressed bytes (C order); the grader knows the shape."""
+    import base64
+    import zlib
+    return base64.b64encode(zlib.compress(array.tobytes(), 6)).decode("ascii")
+
+
+def _image_pixels(image, array):
+    """What an AxesImage shows, as grey levels: {"shape": [h, w], "zlib_base64": ...} (uint8, 255 = top of the
+    colour scale, rows as displayed), or None (too small or too large, not grey/RGB, or over this cell's budget)."""
+    import numpy as np
+    shape = np.shape(array)
+    if len(shape) not in (2, 3) or min(shape[:2]) < MIN_IMAGE_SIDE or shape[0] * shape[1] > MAX_IMAGE_PIXELS:
+        return None
+    data = np.ma.getdata(array)
+    mask = np.ma.getmaskarray(array) if np.ma.isMaskedArray(array) else None
+    if len(shape) == 3:
+        if shape[2] not in (3, 4):
+            return None
+        rgb = np.asarray(data[..., :3], dtype=np.float64)
+        grey = rgb.mean(axis=2) / (255.0 if np.asarray(data).dtype == np.uint8 else 1.0)
+    else:
+        grey = np.asarray(data, dtype=np.float64)
+        norm = getattr(image, "norm", None)
+        finite = grey[np.isfinite(grey)]
+        low = getattr(norm, "vmin", None)
+        high = getattr(norm, "vmax", None)
+        low = float(low) if low is not None else (float(finite.min()) if finite.size else 0.0)
+        high = float(high) if high is not None else (float(finite.max()) if finite.size else 1.0)
+        grey = (grey - low) / (high - low) if high > low else np.zeros_like(grey)
+        if mask is not None:
+            grey = np.where(mask, 0.0, grey)
+    grey = np.nan_to_num(np.clip(grey, 0.0, 1.0), nan=0.0)
+    if getattr(image, "origin", "upper") == "lower":
+        grey = grey[::-1]
+    encoded = encode_uint8(np.ascontiguousarray(np.rint(grey * 255.0).astype(np.uint8)))
+    if _pixel_chars["cell"] + _pixel_chars["figure"] + len(encoded) > MAX_PIXEL_CHARS_PER_CELL:
+        return None
+    _pixel_chars["figure"] += len(encoded)
+    return {"shape": [int(grey.shape[0]), int(grey.shape[1])], "zlib_base64": encoded}
+
+
 def describe_axes(ax) -> dict:
     import numpy as np
     from matplotlib.collections import PathCollection
@@ -116,7 +172,11 @@ def describe_axes(ax) -> dict:
         if array is None:
             continue
         low, high = _finite_min_max(array)
-        images.append({"shape": [int(d) for d in np.shape(array)], "min": low, "max": high})
+        described = {"shape": [int(d) for d in np.shape(array)], "min": low, "max": high}
+        pixels = _image_pixels(image, array)
+        if pixels is not None:
+            described["pixels"] = pixels
+        images.append(described)
     scatters = []
     for collection in ax.collections:
         if not isinstance(collection, PathCollection):
@@ -153,6 +213,7 @@ def describe_axes(ax) -> dict:
 
 def describe_figure(figure) -> dict:
     suptitle = figure._suptitle.get_text() if getattr(figure, "_suptitle", None) is not None else ""
+    _pixel_chars["figure"] = 0
     axes = [describe_axes(ax) for ax in figure.get_axes()[:MAX_AXES_PER_FIGURE]]
     return {"suptitle": str(suptitle), "axes": axes, "n_axes": len(figure.get_axes())}
 
@@ -167,6 +228,7 @@ def record_figure(figure) -> None:
         figure._labgrader_signature = signature
         if len(_state["pending"]) < MAX_FIGURES_PER_CELL:
             _state["pending"].append(description)
+            _pixel_chars["cell"] += _pixel_chars["figure"]
     except Exception as error:  # a figure we can't describe must not break the student's cell
         _state["pending"].append({"suptitle": "", "axes": [], "n_axes": 0, "error": error_text(error)})
 
@@ -180,7 +242,26 @@ def _record_open_figures_and_emit(*_args) -> None:
         pass
     if _state["pending"]:
         figures, _state["pending"] = _state["pending"], []
+        _fit_pixels(figures)
         _state["display"]({FIGURES_MIME: {"token": _state["token"], "figures": figures}}, raw=True)
+    _pixel_chars.update(cell=0, png=0)
+
+
+def _fit_pixels(figures) -> None:
+    """Drop image pixels (the latest first) that would push this cell's outputs past CELL_OUTPUT_CHARS."""
+    images = [image for figure in figures for axes in figure.get("axes", []) for image in axes.get("images", [])
+              if "pixels" in image]
+    if not images:
+        return
+    pixel_chars = [len(image["pixels"]["zlib_base64"]) + 64 for image in images]
+    room = min(MAX_PIXEL_CHARS_PER_CELL, CELL_OUTPUT_CHARS - OUTPUT_MARGIN_CHARS - _pixel_chars["png"]
+               - (len(json.dumps(figures)) - sum(pixel_chars)))
+    used = 0
+    for image, size in zip(images, pixel_chars):
+        if used + size > room:
+            del image["pixels"]
+        else:
+            used += size
 
 
 def _patch_print_figure() -> None:
@@ -191,7 +272,12 @@ def _patch_print_figure() -> None:
 
     def print_figure(self, *args, **kwargs):
         record_figure(self.figure)
-        return original(self, *args, **kwargs)
+        result = original(self, *args, **kwargs)
+        try:  # IPython renders into a BytesIO: its size, in base64, is what this cell's output grows by
+            _pixel_chars["png"] += 4 * int((args[0] if args else kwargs.get("filename")).tell()) // 3 + 200
+        except Exception:
+            pass
+        return result
 
     print_figure._labgrader = True
     FigureCanvasBase.print_figure = print_figure
@@ -425,6 +511,29 @@ def probe_sweep(ns, inputs):
                                                            for key, values in errors.items()}}
 
 
+def probe_vae_decode(ns, inputs):
+    """vae.decoder on the grader's z points ({"grid": [[z1, z2]...], "prior": [...]}) -> per key
+    {"count", "zlib_base64"}: the decoded images as uint8 (count, 28, 28), values in [0, 1] scaled by 255."""
+    decoder = _lookup(ns, "vae").decoder
+    import torch
+    try:
+        device = next(decoder.parameters()).device
+    except Exception:
+        device = torch.device("cpu")
+    result = {}
+    for key in ("grid", "prior"):
+        z = _tensor(inputs[key])
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            output = decoder(z.to(device))
+        shape = _shape(output)
+        if not shape or shape[0] != len(z) or math.prod(shape[1:]) != 784:
+            raise ValueError(f"vae.decoder returned shape {shape} for {len(z)} z points, expected ({len(z)}, 784)")
+        values = torch.nan_to_num(output.detach().float().cpu().reshape(len(z), 784), nan=0.0)
+        pixels = (values.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).numpy()
+        result[key] = {"count": len(z), "zlib_base64": encode_uint8(pixels)}
+    return result
+
+
 PROBES = {
     "names": probe_names,
     "encoder_shapes": probe_encoder_shapes,
@@ -435,6 +544,7 @@ PROBES = {
     "pca": probe_pca,
     "histories": probe_histories,
     "sweep": probe_sweep,
+    "vae_decode": probe_vae_decode,
 }
 
 

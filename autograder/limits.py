@@ -10,6 +10,8 @@ Why these defaults (the lab trains small MLPs on MNIST with the GRADING profile,
 - Processes: RLIMIT_NPROC 256. The kernel counts it per real uid, and never for root, so in the bwrap sandbox each
   submission runs as its own unprivileged uid (see sandbox.py); without bwrap it is best effort.
 - Files: RLIMIT_FSIZE 512 MiB per file; the sandbox's /tmp and /dev/shm are tmpfs capped at 1 GiB each.
+- Disk: the submission's folder (the only place on disk it can write) may hold 2 GiB in at most 100,000 files; the
+  grader measures it while the notebook runs and kills the kernel past that (the lab writes no files at all).
 - CPU: RLIMIT_CPU is only a backstop (per process); the wall-clock limits above are what stop a notebook.
 - Threads: 1 BLAS/OpenMP thread per kernel by default, so `--jobs` parallel submissions don't oversubscribe cores.
 - Output: text kept per cell 1 MiB, all student outputs 50 MiB; past that outputs are dropped with a note. The
@@ -38,8 +40,10 @@ class Limits:
     max_file_bytes: int = 512 * MiB  # RLIMIT_FSIZE
     max_open_files: int = 1024  # RLIMIT_NOFILE
     tmpfs_bytes: int = 1 * GiB  # size of the sandbox's /tmp and /dev/shm
+    max_workdir_bytes: int = 2 * GiB  # disk used by the submission's folder, watched while it runs
+    max_workdir_files: int = 100_000  # files and folders in it
     threads: int = 1  # OMP/MKL/OpenBLAS threads in the kernel
-    max_cell_output_bytes: int = 1 * MiB  # text/stream output kept per cell
+    max_cell_output_bytes: int = 1 * MiB  # printed text kept per cell (figures count only toward the total)
     max_notebook_output_bytes: int = 50 * MiB  # all outputs of student cells
     max_result_bytes: int = 200 * MiB  # executed notebook JSON returned by the sandbox
 

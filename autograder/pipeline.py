@@ -1,8 +1,17 @@
 """Grade a class: discover -> execute (sandboxed) -> harvest -> checks -> rubric -> reports.
 
-Each stage takes the previous stage's value. A submission that fails anywhere is a row with a status and a reason,
-never an exception that stops the batch; every result file is written atomically, and a finished submission is
-skipped on the next run while its content, the rubric and the grader version are unchanged.
+Two stages per submission:
+- `grade_submission`, the expensive one, cached: execution, harvest, the automatic items' scores (penalties
+  applied), stored with the cell errors in OUT/<id>/row.json together with its cache key (grader version, the
+  submission's content, the rubric without its `manual_items`, the profile, the sandbox). An unchanged submission is
+  not executed again.
+- `finalize_submission`, cheap, every run: adds the written answers' items (the TA's scores from
+  OUT/review/written_answers.csv, or 0 and "awaiting review"), then writes results.json and feedback.html. So a TA's
+  scores reach the reports on the next run without re-executing anything.
+After the batch: gradebook.csv (one column per rubric item, then per written answer: blank = awaiting review), the
+review sheet OUT/review/written_answers.{html,csv} (autograder/review.py), OUT/canvas_gradebook.csv
+(autograder/canvas.py) and the class reports. A submission that fails anywhere is a row with a status and a reason,
+never an exception that stops the batch; every result file is written atomically.
 """
 from __future__ import annotations
 
@@ -17,7 +26,7 @@ import tempfile
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from autograder import GRADER_VERSION
@@ -25,10 +34,12 @@ from autograder.discover import Submission, discover
 
 log = logging.getLogger("autograder")
 
-ROW_FILE = "row.json"                 # the gradebook row and the cache key of one graded submission
+ROW_FILE = "row.json"                 # the cached automatic row (and its cache key) of one graded submission
 EXECUTED_NOTEBOOK = "executed.ipynb"
 SECRET_FILE = ".probe_secret"         # seeds the probe inputs; never visible to a submission
 PUBLIC_TESTS = Path(__file__).resolve().parents[1] / "student_template" / "tests"
+GRADEBOOK = "gradebook.csv"
+CANVAS_GRADEBOOK = "canvas_gradebook.csv"
 
 
 @dataclass
@@ -40,6 +51,8 @@ class GradeSettings:
     profile: dict
     limits: object
     force: bool = False
+    canvas_assignment: str | None = None    # Canvas column header, e.g. "Lab 3 (123456)"; default: the rubric title
+    canvas_roster: Path | None = None       # a Canvas gradebook export, to fill the students' Canvas ids
 
 
 @dataclass
@@ -50,25 +63,41 @@ class GradeRow:
     reason: str
     score: float
     max_score: float
-    items: dict = field(default_factory=dict)     # rubric item id -> points
+    items: dict = field(default_factory=dict)     # rubric item id -> points (written answers: only once scored)
     flags: list = field(default_factory=list)
     duration_s: float = 0.0
     sandbox: str = ""
     cache_key: str = ""
+    item_scores: list = field(default_factory=list)     # ItemScore dicts of the automatic items, for the reports
+    cell_errors: list = field(default_factory=list)     # for feedback.html
+    awaiting_review: list = field(default_factory=list)  # written-answer item ids without a TA score (final row)
 
 
 # --- small helpers -----------------------------------------------------------------------------------------------
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name + ".", suffix=".tmp",
-                                     delete=False, encoding="utf-8") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+    from autograder.report import atomic_write_text as write
+
+    write(path, text)
 
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def rubric_digest(path: Path) -> str:
+    """What the expensive stage depends on in the rubric: everything but `manual_items` (the written answers are
+    scored in the cheap stage, so changing their points re-executes nothing)."""
+    import yaml
+
+    data = Path(path).read_bytes()
+    try:
+        raw = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return hashlib.sha256(data).hexdigest()
+    if isinstance(raw, dict):
+        raw = {key: value for key, value in raw.items() if key != "manual_items"}
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def probe_secret(out_dir: Path) -> str:
@@ -84,7 +113,7 @@ def probe_seed(secret: str, submission: Submission) -> int:
 
 
 def cache_key(submission: Submission, settings: GradeSettings) -> str:
-    parts = [GRADER_VERSION, submission.content_digest(), file_digest(settings.rubric_path),
+    parts = [GRADER_VERSION, submission.content_digest(), rubric_digest(settings.rubric_path),
              json.dumps(settings.profile, sort_keys=True), settings.sandbox]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -95,6 +124,15 @@ def load_cached_row(sub_out: Path, key: str) -> GradeRow | None:
     except (OSError, ValueError, TypeError):
         return None
     return row if row.cache_key == key else None
+
+
+def _plain_json(value):
+    """json.dumps fallback for check details: numpy scalars and arrays as numbers and lists, anything else as text."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def figures_from_notebook(executed_notebook: Path | None, max_figures: int = 40) -> list[tuple[str, bytes]]:
@@ -118,19 +156,19 @@ def figures_from_notebook(executed_notebook: Path | None, max_figures: int = 40)
     return figures
 
 
-# --- one submission ----------------------------------------------------------------------------------------------
+# --- one submission: the expensive, cached stage -------------------------------------------------------------------
 
 def grade_submission(submission: Submission, settings: GradeSettings, rubric, secret: str) -> GradeRow:
-    """Every stage for one student; a failure at any stage becomes this row's status, never an escaped exception."""
+    """Execution and the automatic items for one student, cached in OUT/<id>/row.json; a failure at any stage
+    becomes this row's status, never an escaped exception. The reports are written by `finalize_submission`."""
     from autograder.execute import ExecutionResult, execute_submission
     from autograder.probe_inputs import draw_probe_inputs
-    from autograder import report
     from autograder.rubric import apply_penalties, score
 
     sub_out = settings.out_dir / submission.submission_id
     key = cache_key(submission, settings)
     if not settings.force and (cached := load_cached_row(sub_out, key)):
-        log.info("%s: unchanged since the last run, skipped", submission.submission_id)
+        log.info("%s: unchanged since the last run, not executed again", submission.submission_id)
         return cached
 
     started = time.monotonic()
@@ -155,28 +193,27 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
             result = execute_submission(notebook_path, run_dir, overrides=settings.profile,
                                         probe_inputs=probe_inputs, data_dir=settings.data_dir,
                                         limits=settings.limits, sandbox=settings.sandbox)
-        executed = None
+        executed = sub_out / EXECUTED_NOTEBOOK
         if result.executed_notebook_path and Path(result.executed_notebook_path).exists():
-            executed = sub_out / EXECUTED_NOTEBOOK
             sub_out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(result.executed_notebook_path, executed.with_suffix(".tmp"))
             os.replace(executed.with_suffix(".tmp"), executed)
+        elif executed.exists():     # a stale notebook of an earlier version must not feed this version's feedback
+            executed.unlink()
 
+    # Integrity findings of the run (for the instructor) join the discovery flags: row, penalties, feedback.
+    submission = replace(submission, flags=submission.flags | frozenset(result.integrity_flags))
     item_scores = score(rubric, result.artefacts or {}, probe_inputs, status=result.status, reason=result.reason,
                         profile=settings.profile)
     item_scores = apply_penalties(item_scores, set(submission.flags), rubric)
-    total = round(sum(s.points for s in item_scores), 4)
-    max_total = round(sum(s.max_points for s in item_scores), 4)
-
-    report.write_results_json(sub_out / "results.json", item_scores, status=result.status, reason=result.reason)
-    report.write_feedback_html(
-        sub_out / "feedback.html", submission_id=submission.submission_id, display_name=submission.display_name,
-        status=result.status, reason=result.reason, item_scores=item_scores, cell_errors=result.cell_errors,
-        figures_png=figures_from_notebook(executed), sandbox=result.sandbox, flags=sorted(submission.flags))
     row = GradeRow(submission=submission.submission_id, display_name=submission.display_name, status=result.status,
-                   reason=result.reason, score=total, max_score=max_total,
+                   reason=result.reason, score=round(sum(s.points for s in item_scores), 4),
+                   max_score=round(sum(s.max_points for s in item_scores), 4),
                    items={s.item_id: s.points for s in item_scores}, flags=sorted(submission.flags),
-                   duration_s=round(time.monotonic() - started, 2), sandbox=result.sandbox, cache_key=key)
+                   duration_s=round(time.monotonic() - started, 2), sandbox=result.sandbox, cache_key=key,
+                   item_scores=[asdict(s) for s in item_scores], cell_errors=list(result.cell_errors or []))
+    # Plain JSON now, so the row a first run returns equals the row a cached run reads back.
+    row = GradeRow(**json.loads(json.dumps(asdict(row), default=_plain_json)))
     atomic_write_text(sub_out / ROW_FILE, json.dumps(asdict(row), indent=1))
     return row
 
@@ -189,28 +226,87 @@ def failed_row(submission: Submission, rubric, error: BaseException) -> GradeRow
                     items={item.item_id: 0.0 for item in rubric.items}, flags=sorted(submission.flags))
 
 
+# --- one submission: the cheap final stage -------------------------------------------------------------------------
+
+def _automatic_scores(row: GradeRow, rubric) -> list:
+    from autograder.rubric import ItemScore
+
+    if row.item_scores:
+        return [ItemScore(**entry) for entry in row.item_scores]
+    message = row.reason or f"the notebook could not be graded (status: {row.status})"   # a failed_row
+    return [ItemScore(item.item_id, item.title, float(row.items.get(item.item_id, 0.0)), item.points,
+                      item.visibility, message, 0.0, item.check, {"status": row.status}) for item in rubric.items]
+
+
+def finalize_submission(row: GradeRow, settings: GradeSettings, rubric, ta_scores: dict) -> GradeRow:
+    """The automatic items plus the written answers (the TA's scores, else 0 and "awaiting review"; the rubric's
+    penalties apply to them too) -> results.json and feedback.html. Returns the final row (row.json is left as the
+    expensive stage wrote it)."""
+    from autograder import report, review
+    from autograder.rubric import apply_penalties
+
+    sub_out = settings.out_dir / row.submission
+    automatic = _automatic_scores(row, rubric)
+    manual = apply_penalties(review.manual_item_scores(rubric, row.submission, ta_scores), set(row.flags), rubric)
+    item_scores = automatic + manual
+    executed = sub_out / EXECUTED_NOTEBOOK
+    report.write_results_json(sub_out / "results.json", item_scores, status=row.status, reason=row.reason)
+    report.write_feedback_html(
+        sub_out / "feedback.html", submission_id=row.submission, display_name=row.display_name, status=row.status,
+        reason=row.reason, item_scores=item_scores, cell_errors=row.cell_errors,
+        figures_png=figures_from_notebook(executed if executed.exists() else None), sandbox=row.sandbox,
+        flags=row.flags)
+    pending = [s.item_id for s in manual if s.details.get("awaiting_review")]
+    items = dict(row.items) | {s.item_id: s.points for s in manual if s.item_id not in pending}
+    return replace(row, score=round(sum(s.points for s in item_scores), 4),
+                   max_score=round(sum(s.max_points for s in item_scores), 4), items=items, awaiting_review=pending)
+
+
+def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: str, ta_scores: dict) -> GradeRow:
+    """Both stages for one student, in a worker thread; a grader bug in either becomes an `error` row."""
+    try:
+        row = grade_submission(submission, settings, rubric, secret)
+    except Exception as error:  # a grader bug must not lose the other students' grades
+        log.error("%s: grader error\n%s", submission.submission_id, traceback.format_exc())
+        row = failed_row(submission, rubric, error)
+    try:
+        return finalize_submission(row, settings, rubric, ta_scores)
+    except Exception as error:
+        log.error("%s: grader error while writing the reports\n%s", submission.submission_id, traceback.format_exc())
+        return failed_row(submission, rubric, error)
+
+
 # --- the class ---------------------------------------------------------------------------------------------------
 
+def gradebook_row(row: GradeRow) -> dict:
+    """A row as the gradebook and class reports read it (the per-item details stay in results.json)."""
+    data = asdict(row)
+    data.pop("item_scores", None)
+    data.pop("cell_errors", None)
+    return data
+
+
 def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, progress: bool = True) -> list[GradeRow]:
-    from autograder import report
+    from autograder import report, review
     from autograder.rubric import load_rubric
 
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     rubric = load_rubric(settings.rubric_path)
     submissions = discover(submissions_dir)
     secret = probe_secret(settings.out_dir)
+    ta_sheet = review.load_scores(settings.out_dir, rubric)     # the TA's scores from the last review sheet
     log.info("grading %d submissions from %s into %s with %d job(s), sandbox=%s",
              len(submissions), submissions_dir, settings.out_dir, jobs, settings.sandbox)
 
     rows: list[GradeRow] = []
     bar = _progress_bar(len(submissions), progress)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(grade_submission, s, settings, rubric, secret): s for s in submissions}
+        futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_sheet.scores): s for s in submissions}
         for future in as_completed(futures):
             submission = futures[future]
             try:
                 row = future.result()
-            except Exception as error:  # a grader bug must not lose the other students' grades
+            except Exception as error:  # _grade_one catches everything; this is the last line of defence
                 log.error("%s: grader error\n%s", submission.submission_id, traceback.format_exc())
                 row = failed_row(submission, rubric, error)
             rows.append(row)
@@ -220,8 +316,48 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
             bar.update(1)
     bar.close()
     rows.sort(key=lambda r: r.submission.lower())
-    report.write_gradebook_csv(settings.out_dir / "gradebook.csv", [asdict(r) for r in rows], rubric)
+    report.write_gradebook_csv(settings.out_dir / GRADEBOOK, [gradebook_row(r) for r in rows], rubric,
+                               manual_items=rubric.manual_items)
+    write_review_and_canvas(settings, submissions, rows, rubric)
+    write_class_reports(settings.out_dir, submissions, [gradebook_row(r) for r in rows], rubric)
     return rows
+
+
+def write_review_and_canvas(settings: GradeSettings, submissions: list[Submission], rows: list[GradeRow],
+                            rubric) -> None:
+    """OUT/review/written_answers.{html,csv} and OUT/canvas_gradebook.csv; a failure of either is logged and never
+    loses the grades written before them."""
+    from autograder import canvas, review
+
+    if rubric.manual_items:
+        try:
+            questions = review.load_questions(rubric)
+            review.write_review_sheet(settings.out_dir, rubric, review.review_students(submissions, questions),
+                                      questions)
+        except Exception:  # a review-sheet bug must not cost the grades
+            log.error("the review sheet could not be written; the grades in %s are unaffected\n%s", GRADEBOOK,
+                      traceback.format_exc())
+    try:
+        canvas.write_canvas_gradebook(settings.out_dir / CANVAS_GRADEBOOK, [gradebook_row(r) for r in rows],
+                                      submissions, rubric, assignment=settings.canvas_assignment,
+                                      roster=settings.canvas_roster)
+    except Exception:
+        log.error("%s could not be written; the grades in %s are unaffected\n%s", CANVAS_GRADEBOOK, GRADEBOOK,
+                  traceback.format_exc())
+
+
+def write_class_reports(out_dir: Path, submissions: list[Submission], rows: list[dict], rubric) -> None:
+    """OUT/similarity.html and OUT/summary.html (the summary links the other); a failure of either is logged and
+    never loses the grades written before them."""
+    from autograder import similarity, summary
+
+    for name, write in (("similarity.html", lambda path: similarity.write_similarity_report(submissions, path)),
+                        ("summary.html", lambda path: summary.write_summary_html(path, rows, rubric))):
+        try:
+            write(out_dir / name)
+        except Exception:  # a report bug must not cost the grades
+            log.error("%s could not be written; the grades in gradebook.csv are unaffected\n%s", name,
+                      traceback.format_exc())
 
 
 def _progress_bar(total: int, enabled: bool):

@@ -16,6 +16,7 @@ LOSS_BATCH, LOSS_LATENT, PIXELS = 4, 2, 784
 REPARAMETERIZE_LATENT, REPARAMETERIZE_SAMPLES = 2, 20000
 PCA_ROWS, PCA_DIMS, PCA_K, PCA_COORDINATE_ROWS = 200, 30, 5, 3
 DECIMALS = 6
+DECODE_GRID_SIDE, DECODE_PRIOR_SAMPLES, DECODE_STREAM = 15, 100, 5   # vae_decode: 15 x 15 grid, 100 prior draws
 
 
 def _rounded(array: np.ndarray) -> list:
@@ -49,7 +50,21 @@ def draw_probe_inputs(seed: int) -> dict:
         "reparameterize": reparameterize,
         "pca": pca,
         "reparameterize_seed": int(rng.integers(0, 2**31 - 1)),
+        "vae_decode": draw_decode_points(seed),
     }
+
+
+def draw_decode_points(seed: int) -> dict:
+    """z points for vae.decoder (own random stream, so the other inputs stay as they were): "grid", a 15 x 15 mesh
+    over the 5 %..95 % quantiles of N(0, 1) per axis, rows from high z_2 to low, slightly shifted at random; "prior",
+    100 draws of z ~ N(0, I)."""
+    from statistics import NormalDist
+
+    rng = np.random.default_rng([seed, DECODE_STREAM])
+    quantiles = np.array([NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, DECODE_GRID_SIDE)])
+    z_1, z_2 = np.meshgrid(quantiles, quantiles[::-1])
+    grid = np.stack([z_1.ravel(), z_2.ravel()], axis=1) + rng.uniform(-0.05, 0.05, 2)
+    return {"grid": _rounded(grid), "prior": _rounded(rng.normal(0.0, 1.0, (DECODE_PRIOR_SAMPLES, 2)))}
 
 
 def inputs_for_probe(probe_inputs: dict, name: str):

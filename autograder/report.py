@@ -47,6 +47,9 @@ NO_SANDBOX = {"none", "off", "no", "limits", "rlimits", "rlimit", "resource-limi
 
 # --- atomic writes -----------------------------------------------------------------------------------------------
 
+REPORT_FILE_MODE = 0o644
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = False) -> Path:
     """Call write(file) on a temporary file beside `path`, then rename it over `path`; on any exception the temporary
     file is removed and `path` is left as it was."""
@@ -58,6 +61,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = 
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, REPORT_FILE_MODE)  # mkstemp makes 0600; reports are read by TAs and may be served
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -142,6 +146,8 @@ def gradescope_dict(item_scores: Iterable[Any], status: str, reason: str | None 
         test["visibility"] = item["visibility"]
         test["output"] = item["message"]
         test["status"] = "passed" if item["fraction"] >= 1.0 else "failed"
+        if _awaiting_review(item):     # a written answer not scored yet is neither passed nor failed
+            del test["status"]
     output.setdefault("score", 0.0)
     output["score"] = round(float(output["score"]), 4)
     output["output"] = _summary_line(status, reason, items)
@@ -187,7 +193,10 @@ def write_results_json(path: str | Path, item_scores: Iterable[Any], status: str
 # discovery flags worth a line on the feedback page (penalised flags are stated by their rubric penalty message)
 FLAG_NOTES = {
     "report_pdf_missing": "No PDF report was found next to your notebook.",
+    "integrity_attempt": "The grader found attempts to influence the grading (listed below): they earned nothing "
+                         "and are reported to the course staff.",
 }
+INTEGRITY_PREFIX = "integrity: "  # autograder.integrity.FLAG_PREFIX: one flag per finding
 
 ERROR_HINTS = [
     (("ModuleNotFoundError", "ImportError"), "Only the course environment's packages (torch, torchvision, numpy, "
@@ -257,6 +266,28 @@ def _environment():
     return environment
 
 
+DATA_PNG = "data:image/png;base64,"
+MAX_CLASSIFIER_TILES = 12
+
+
+def _classifier_views(items: list[dict]) -> list[dict]:
+    """Per item, the tiles its image check flagged (details["classifier_tiles"], autograder/image_checks.py): small
+    PNG data URIs with what the grader's digit classifier saw. Anything else in that list is ignored."""
+    views = []
+    for item in items:
+        tiles = (item.get("details") or {}).get("classifier_tiles")
+        tiles = [{"src": t["src"], "caption": str(t.get("caption", ""))} for t in tiles or []
+                 if isinstance(t, dict) and isinstance(t.get("src"), str) and t["src"].startswith(DATA_PNG)
+                 and len(t["src"]) < 20_000][:MAX_CLASSIFIER_TILES] if isinstance(tiles, list) else []
+        if tiles:
+            views.append({"title": item["title"], "tiles": tiles})
+    return views
+
+
+def _awaiting_review(item: dict) -> bool:
+    return bool((item.get("details") or {}).get("awaiting_review"))
+
+
 def render_feedback_html(submission_id: str, status: str, reason: str | None, item_scores: Iterable[Any],
                          cell_errors: Iterable[Any] = (), figures_png: Iterable[Any] = (), *,
                          display_name: str | None = None, sandbox: str | None = None, flags: Iterable[str] = (),
@@ -268,19 +299,25 @@ def render_feedback_html(submission_id: str, status: str, reason: str | None, it
     thumbs, skipped = _thumbnails(figures_png, max_figures)
     sandbox_mode = str(sandbox or "").split(":")[0].strip().lower()     # execute.py: "none: ...", "bwrap: ..."
     errors = [_cell_error(e) for e in (cell_errors or [])]
+    pending = [i for i in shown if _awaiting_review(i)]       # written answers a TA has not scored yet
     return _environment().get_template("feedback.html.j2").render(
         title=title, submission_id=str(submission_id), display_name=str(display_name or submission_id),
         status=status, status_meaning=STATUSES.get(status, status), reason=_clean(reason or ""),
         graded=status in ("ok", "cell_error"), total=round(total, 2), possible=round(possible, 2),
         percent=round(100 * total / possible) if possible else 0,
         items=[{**i, "points": round(i["points"], 2), "max_points": round(i["max_points"], 2),
-                "state": "full" if i["fraction"] >= 1 else ("partial" if i["points"] > 0 else "zero")}
+                "state": "pending" if _awaiting_review(i) else
+                ("full" if i["fraction"] >= 1 else ("partial" if i["points"] > 0 else "zero"))}
                for i in shown],
+        pending_count=len(pending), pending_points=round(sum(i["max_points"] for i in pending), 2),
         hidden_count=len(hidden), hidden_points=round(sum(i["max_points"] for i in hidden), 2),
         errors=[e for e in errors if not e["grader_cell"]], thumbnails=thumbs, skipped=skipped,
+        classifier_views=_classifier_views(shown),
         unsandboxed=status != "invalid" and sandbox_mode in NO_SANDBOX,
         flag_notes=list(dict.fromkeys(_penalty_notes(items) +
-                                      [FLAG_NOTES[f] for f in sorted(flags or ()) if f in FLAG_NOTES])))
+                                      [FLAG_NOTES[f] for f in sorted(flags or ()) if f in FLAG_NOTES] +
+                                      [_sentence("Integrity check: " + f[len(INTEGRITY_PREFIX):])
+                                       for f in sorted(flags or ()) if f.startswith(INTEGRITY_PREFIX)])))
 
 
 def write_feedback_html(path: str | Path, submission_id: str, status: str, reason: str | None,
@@ -322,13 +359,15 @@ def _row(row: Any) -> dict:
     return data
 
 
-def write_gradebook_csv(path: str | Path, rows: Iterable[Any], rubric: Any) -> Path:
+def write_gradebook_csv(path: str | Path, rows: Iterable[Any], rubric: Any, manual_items: Iterable[Any] = ()) -> Path:
     """Columns: submission, status, score, max_score, then one per rubric item id (points earned, blank when the
-    row has no value for it). One row per submission, sorted by submission id; rows with any status are kept.
+    row has no value for it), then one per `manual_items` (written answers; blank = awaiting review). One row per
+    submission, sorted by submission id; rows with any status are kept.
     A row is a dict or dataclass with submission, status, score, max_score and items {item id: points} (or
     item_scores: [ItemScore])."""
-    item_ids = [item.item_id for item in rubric.items]
-    max_default = sum(float(item.points) for item in rubric.items)
+    manual_items = list(manual_items)
+    item_ids = [item.item_id for item in rubric.items] + [item.item_id for item in manual_items]
+    max_default = sum(float(item.points) for item in list(rubric.items) + manual_items)
     prepared = sorted((_row(r) for r in rows), key=lambda r: str(r.get("submission", "")))
 
     def write(f):

@@ -8,6 +8,9 @@ Statuses (see report.STATUSES): `ok` and `cell_error` are graded from whatever w
 (timeout, kernel_died, invalid, output_limit, error) with no artefacts scores 0 on every item, the reason as message;
 with partial artefacts (e.g. figures drawn before a timeout) those are graded and failing items mention the status.
 
+Written answers (`manual_items`, otter's `manual: true` questions) are scored by a TA in the review sheet
+(autograder/review.py), not by a check: each names the question `heading` the grader finds it by in a submission.
+
 `python -m autograder.rubric [rubric.yaml]` validates a rubric and prints its items and the checks' parameters.
 """
 from __future__ import annotations
@@ -26,6 +29,8 @@ DEFAULT_RUBRIC = Path(__file__).with_name("rubric.yaml")
 VISIBILITIES = ("visible", "hidden", "after_published")
 GRADED_STATUSES = ("ok", "cell_error")
 ITEM_KEYS = {"id", "title", "points", "visibility", "check", "params"}
+MANUAL_ITEM_KEYS = {"id", "title", "points", "visibility", "heading"}
+MANUAL_CHECK = "manual_review"      # ItemScore.check of a TA-scored item
 
 
 class RubricError(ValueError):
@@ -47,6 +52,22 @@ class RubricItem:
 
 
 @dataclass(frozen=True)
+class ManualItem:
+    """A written answer scored by a TA in the review sheet; `heading` is the question's label in the notebook
+    ("Question 2a"), how the grader finds the answer."""
+    item_id: str
+    title: str
+    points: float
+    visibility: str
+    heading: str
+    check: str = MANUAL_CHECK
+
+    @property
+    def id(self) -> str:
+        return self.item_id
+
+
+@dataclass(frozen=True)
 class Penalty:
     flag: str
     fraction: float
@@ -59,14 +80,24 @@ class Rubric:
     items: tuple[RubricItem, ...]
     penalties: dict[str, Penalty] = field(default_factory=dict)
     path: str = ""
+    manual_items: tuple[ManualItem, ...] = ()
 
     @property
     def max_points(self) -> float:
+        """Points of the automatic items (the written answers add `manual_points`)."""
         return float(sum(item.points for item in self.items))
 
     @property
     def item_ids(self) -> list[str]:
         return [item.item_id for item in self.items]
+
+    @property
+    def manual_ids(self) -> list[str]:
+        return [item.item_id for item in self.manual_items]
+
+    @property
+    def manual_points(self) -> float:
+        return float(sum(item.points for item in self.manual_items))
 
 
 @dataclass
@@ -107,10 +138,11 @@ def load_rubric(path: str | Path = DEFAULT_RUBRIC) -> Rubric:
 def parse_rubric(raw: Any, where: str = "rubric.yaml", path: str = "") -> Rubric:
     if not isinstance(raw, dict):
         raise RubricError(f"{where}: the top level must be a mapping with 'items' (and optionally 'title', "
-                          f"'penalties')")
-    unknown_top = set(raw) - {"title", "items", "penalties"}
+                          f"'penalties', 'manual_items')")
+    unknown_top = set(raw) - {"title", "items", "penalties", "manual_items"}
     if unknown_top:
-        raise RubricError(f"{where}: unknown top-level key(s) {sorted(unknown_top)}; allowed: title, items, penalties")
+        raise RubricError(f"{where}: unknown top-level key(s) {sorted(unknown_top)}; allowed: title, items, penalties, "
+                          f"manual_items")
     items_raw = raw.get("items")
     if not isinstance(items_raw, list) or not items_raw:
         raise RubricError(f"{where}: 'items' must be a non-empty list of rubric items")
@@ -118,7 +150,40 @@ def parse_rubric(raw: Any, where: str = "rubric.yaml", path: str = "") -> Rubric
     for number, entry in enumerate(items_raw, start=1):
         items.append(_parse_item(entry, number, where, seen))
     penalties = _parse_penalties(raw.get("penalties") or {}, where)
-    return Rubric(title=str(raw.get("title") or "Lab"), items=tuple(items), penalties=penalties, path=path)
+    manual_raw = raw.get("manual_items") or []
+    if not isinstance(manual_raw, list):
+        raise RubricError(f"{where}: 'manual_items' must be a list of written-answer items (id, title, points, "
+                          f"heading)")
+    manual = tuple(_parse_manual_item(entry, number, where, seen) for number, entry in enumerate(manual_raw, start=1))
+    return Rubric(title=str(raw.get("title") or "Lab"), items=tuple(items), penalties=penalties, path=path,
+                  manual_items=manual)
+
+
+def _parse_manual_item(entry: Any, number: int, where: str, seen: dict[str, int]) -> ManualItem:
+    label = f"{where} manual item {number}"
+    if not isinstance(entry, dict):
+        raise RubricError(f"{label}: must be a mapping with id, title, points, heading")
+    item_id = entry.get("id")
+    if not isinstance(item_id, str) or not item_id.strip() or not all(c.isalnum() or c in "_-." for c in item_id):
+        raise RubricError(f"{label}: 'id' must be a short name of letters, digits, '_', '-', '.' (a CSV column)")
+    label = f"{where} manual item {number} ('{item_id}')"
+    if item_id in seen:
+        raise RubricError(f"{label}: duplicate id '{item_id}' (also an item of 'items' or 'manual_items')")
+    seen[item_id] = number
+    unknown = set(entry) - MANUAL_ITEM_KEYS
+    if unknown:
+        raise RubricError(f"{label}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(MANUAL_ITEM_KEYS))}")
+    points = entry.get("points")
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or not math.isfinite(points) or points < 0:
+        raise RubricError(f"{label}: 'points' must be a number >= 0, got {points!r}")
+    visibility = entry.get("visibility", "visible")
+    if visibility not in VISIBILITIES:
+        raise RubricError(f"{label}: visibility '{visibility}' is not one of {', '.join(VISIBILITIES)}")
+    heading = entry.get("heading")
+    if not isinstance(heading, str) or not heading.strip():
+        raise RubricError(f"{label}: 'heading' must be the question's label in the notebook, e.g. \"Question 2a\"")
+    return ManualItem(item_id=item_id, title=str(entry.get("title") or item_id), points=float(points),
+                      visibility=visibility, heading=heading.strip())
 
 
 def _parse_item(entry: Any, number: int, where: str, seen: dict[str, int]) -> RubricItem:
@@ -232,10 +297,15 @@ def main(argv: list[str]) -> int:
     except RubricError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"{rubric.title}: {len(rubric.items)} items, {rubric.max_points:g} points")
+    print(f"{rubric.title}: {len(rubric.items)} items, {rubric.max_points:g} points"
+          + (f"; {len(rubric.manual_items)} written answers, {rubric.manual_points:g} points" if rubric.manual_items
+             else ""))
     for item in rubric.items:
         params = {**CHECK_DEFAULTS[item.check], **item.params}
         print(f"  {item.item_id:24} {item.points:6g}  {item.visibility:15} {item.check}  {params}")
+    for manual in rubric.manual_items:
+        print(f"  {manual.item_id:24} {manual.points:6g}  {manual.visibility:15} written answer, scored by a TA "
+              f"(found by its heading '{manual.heading}')")
     for penalty in rubric.penalties.values():
         print(f"  penalty {penalty.flag}: {penalty.fraction:.0%} ({penalty.message})")
     return 0

@@ -242,6 +242,77 @@ def processes_with_token(token: str) -> list[int]:
     return pids
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat after the command name: [state, ppid, ...] (field 3 onwards); [] when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def _runner_and_ancestors(pids: list[int]) -> set[int]:
+    """The runner (the FIRST process started running execute_child.py, bwrap's own command line aside: nothing the
+    submission starts can be older, whatever it calls itself) and its ancestors up to the grader (bwrap)."""
+    runners = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            if os.path.basename(argv[0]) != b"bwrap" and any(arg.endswith(b"execute_child.py") for arg in argv):
+                runners.append((int(_stat_fields(pid)[19]), pid))  # field 22: start time
+        except (OSError, IndexError, ValueError):
+            continue
+    if not runners:
+        return set()
+    keep, pid = set(), min(runners)[1]
+    while pid > 1 and pid != os.getpid() and pid not in keep:
+        keep.add(pid)
+        fields = _stat_fields(pid)
+        pid = int(fields[1]) if len(fields) > 1 else 0
+    return keep
+
+
+def kill_submission_processes(token: str) -> int:
+    """SIGKILL the kernel and everything the submission started, leaving the runner (and bwrap around it) alive so
+    that it reports the dead kernel and returns what ran. Returns how many processes were signalled."""
+    pids = processes_with_token(token)
+    keep = _runner_and_ancestors(pids)
+    killed = 0
+    for pid in pids:
+        if pid not in keep:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed
+
+
+def disk_usage(root: Path, max_entries: int) -> tuple[int, int]:
+    """(bytes allocated on disk, number of entries) under root, symlinks not followed; stops counting after
+    max_entries entries (the caller only needs to know the limit was passed)."""
+    used, entries, stack = 0, 0, [str(root)]
+    while stack:
+        try:
+            scanner = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with scanner:
+            for entry in scanner:
+                entries += 1
+                if entries >= max_entries:
+                    return used, entries
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                used += info.st_blocks * 512  # allocated blocks: a sparse file costs what it really uses
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return used, entries
+
+
 def kill_run(process: subprocess.Popen, token: str) -> int:
     """Kill the runner's process group and every process carrying the run's token; returns how many strays were
     killed after the group. Loops because a fork bomb can fork while being killed."""

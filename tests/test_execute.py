@@ -152,6 +152,19 @@ def test_figures_are_described_from_matplotlib_objects(tmp_path):
     assert all(len(figure["axes"][0]["position"]) == 4 for figure in figures)
 
 
+def test_large_figures_keep_their_descriptions_past_the_per_cell_text_cap(tmp_path):
+    # Bug: PNGs counted toward the per-cell cap for printed text, so a cell of big figures lost the grader's
+    # descriptions of them (and the figure points with them).
+    result = run("large_figures_in_one_cell.ipynb", tmp_path)
+    assert result.status == "ok", result.reason
+    titles = [axes["title"] for figure in result.artefacts["figures"] for axes in figure["axes"]]
+    assert titles == ["noise 0", "noise 1", "noise 2"]
+    notebook = nbformat.read(result.executed_notebook_path, as_version=4)
+    pngs = [output for cell in notebook.cells for output in cell.get("outputs", [])
+            if "image/png" in output.get("data", {})]
+    assert len(pngs) == 3 and sum(len(png["data"]["image/png"]) for png in pngs) > FAST_LIMITS.max_cell_output_bytes
+
+
 def test_forged_grader_outputs_in_student_cells_are_ignored(tmp_path):
     result = run("forges_grader_outputs.ipynb", tmp_path)
     assert result.status == "ok", result.reason

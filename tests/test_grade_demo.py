@@ -50,17 +50,26 @@ def test_every_demo_student_has_a_row_and_a_report(graded):
     with open(out_dir / "gradebook.csv", newline="") as handle:
         table = list(csv.reader(handle))
     rubric = load_rubric(RUBRIC)
-    assert table[0] == ["submission", "status", "score", "max_score", *rubric.item_ids]
+    assert table[0] == ["submission", "status", "score", "max_score", *rubric.item_ids, *rubric.manual_ids]
     assert [line[0] for line in table[1:]] == sorted(rows, key=str.lower)
     for submission in rows:
         for name in ("results.json", "feedback.html", "executed.ipynb"):
             assert (out_dir / submission / name).is_file(), f"{submission}/{name} missing"
+    with open(out_dir / "review" / "written_answers.csv", newline="", encoding="utf-8-sig") as handle:
+        sheet = list(csv.DictReader(handle))
+    assert len(sheet) == len(rows) * len(rubric.manual_items)
+    assert {r["answer"].startswith("_Model answer._") for r in sheet if r["submission"] == "Ada_Lovelace"} == {True}
+    assert len(list(csv.reader((out_dir / "canvas_gradebook.csv").open()))) == 2 + len(rows)
 
 
 def test_solution_earns_every_point_and_template_almost_none(graded):
     _, rows = graded
+    rubric = load_rubric(RUBRIC)
     assert rows["Ada_Lovelace"].status == "ok"
-    assert rows["Ada_Lovelace"].score == rows["Ada_Lovelace"].max_score
+    # Every automatic point; the written answers await a TA's review (counted 0 until then).
+    assert rows["Ada_Lovelace"].score == rubric.max_points
+    assert rows["Ada_Lovelace"].max_score == rubric.max_points + rubric.manual_points
+    assert rows["Ada_Lovelace"].awaiting_review == rubric.manual_ids
     assert "report_pdf_present" in rows["Ada_Lovelace"].flags
     assert rows["untouched_template"].score <= 0.05 * rows["untouched_template"].max_score
 

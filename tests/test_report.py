@@ -189,3 +189,9 @@ def test_penalties_are_stated_once(tmp_path):
     assert data["output"].count(note) == 1 and all(note not in t["output"] for t in data["tests"])
     html = report.render_feedback_html("s", "ok", "", penalised, flags=["archive_submission"])
     assert html.count(note) == 1 and "after penalty" in html
+
+
+def test_reports_are_readable_by_others_not_private_temp_files(tmp_path):
+    # Bug: atomic writes renamed a mkstemp file (mode 0600) over the report, so a TA's web server could not read it.
+    path = report.atomic_write_text(tmp_path / "feedback.html", "<p>ok</p>")
+    assert path.stat().st_mode & 0o777 == report.REPORT_FILE_MODE == 0o644

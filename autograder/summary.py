@@ -1,0 +1,286 @@
+"""The class summary: gradebook rows + rubric -> OUT/summary.html.
+
+Four plots (matplotlib's Agg canvas, embedded as base64 PNG so the page is one self-contained file): the score
+distribution, the share of graded submissions with full / partial / no points on each rubric item, the count of each
+status, and the slowest submissions. Below them a table of every submission linking its `feedback.html` (relative
+links, so the OUT folder can be moved or zipped whole).
+
+Rows are dicts as in `OUT/<submission>/row.json` (pipeline.GradeRow) or `OUT/gradebook.csv`: submission, status,
+score, max_score, items {item id: points}, and where known display_name, flags, duration_s, reason.
+"Full points" on an item accounts for the rubric's penalties on the row's flags (an archive submission with every
+check right has full points). Written answers (the rubric's `manual_items`) that the TA has not scored yet (in the
+row's `awaiting_review`, or without a value) are counted as awaiting review, not as failed; an item's pass rate is
+the share with full points among the graded submissions scored on it. `python -m autograder.summary OUT` rebuilds
+the page from the row.json files.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import io
+import json
+import logging
+import math
+import statistics
+import sys
+import urllib.parse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("autograder")
+
+SLOWEST = 10                 # submissions shown in the "slowest" plot
+FULL_TOLERANCE = 1e-6        # points below an item's maximum still counted as full (rounding)
+OUTCOMES = {"full": ("full points", "#2da44e"), "partial": ("partial", "#d4a72c"), "zero": ("no points", "#cf222e"),
+            "awaiting": ("awaiting review", "#afb8c1")}
+STATUS_COLOURS = {"ok": "#2da44e", "cell_error": "#d4a72c", "timeout": "#cf222e", "kernel_died": "#8250df",
+                  "invalid": "#6e7781", "output_limit": "#bc4c00", "error": "#1f2328"}
+
+
+# --- plotting helpers (also used by autograder.similarity) -------------------------------------------------------
+
+def new_figure(width: float, height: float):
+    """A figure on the Agg canvas (no pyplot: no global state, safe outside the main thread) and its one axes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def png_data_uri(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def plain(text: Any) -> str:
+    """Text for a matplotlib label, with `$` kept literal (no mathtext from a student's name or a rubric title)."""
+    return str(text).replace("$", r"\$")
+
+
+# --- numbers -----------------------------------------------------------------------------------------------------
+
+def _number(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _flags(row: dict) -> set[str]:
+    flags = row.get("flags") or []
+    if isinstance(flags, str):           # a CSV cell
+        flags = [f for f in flags.replace(";", ",").split(",") if f.strip()]
+    return {str(f).strip() for f in flags}
+
+
+def full_points(item, flags: set[str], rubric) -> float:
+    """The most an item can earn on a row with these flags (the rubric's penalties scale every item)."""
+    fraction = sum(p.fraction for name, p in rubric.penalties.items() if name in flags and p.fraction > 0)
+    return float(item.points) * max(0.0, 1.0 - fraction)
+
+
+def summarise(rows: list[dict], rubric) -> dict:
+    """The numbers behind the page: scores, per-item outcomes over graded rows, status counts, slowest rows."""
+    from autograder.report import STATUSES
+    from autograder.rubric import GRADED_STATUSES
+
+    rows = [dict(r) for r in rows]
+    graded = [r for r in rows if r.get("status") in GRADED_STATUSES]
+    manual = tuple(getattr(rubric, "manual_items", ()))
+    items = []
+    for item in (*rubric.items, *manual):
+        written = item in manual
+        counts = Counter()
+        for row in graded:
+            points = _number((row.get("items") or {}).get(item.item_id))
+            if written and (points is None or item.item_id in (row.get("awaiting_review") or ())):
+                counts["awaiting"] += 1        # a written answer the TA has not scored yet
+            elif points is None or points <= 0:
+                counts["zero"] += 1
+            elif points >= full_points(item, _flags(row), rubric) - FULL_TOLERANCE:
+                counts["full"] += 1
+            else:
+                counts["partial"] += 1
+        scored = len(graded) - counts["awaiting"]
+        items.append({"item_id": item.item_id, "title": item.title, "points": float(item.points), "written": written,
+                      **{outcome: counts[outcome] for outcome in OUTCOMES},
+                      "pass_rate": counts["full"] / scored if scored else None})
+    statuses = Counter(str(r.get("status") or "error") for r in rows)
+    status_counts = [(name, statuses.get(name, 0)) for name in STATUSES]
+    status_counts += sorted((name, n) for name, n in statuses.items() if name not in STATUSES)
+    timed = [r for r in rows if _number(r.get("duration_s")) is not None]
+    slowest = sorted(timed, key=lambda r: (-_number(r["duration_s"]), str(r.get("submission"))))[:SLOWEST]
+    scores = [s for s in (_number(r.get("score")) for r in rows) if s is not None]
+    return {
+        "count": len(rows), "graded": len(graded), "scores": scores,
+        "max_points": rubric.max_points + sum(float(item.points) for item in manual),
+        "mean": statistics.fmean(scores) if scores else None,
+        "median": statistics.median(scores) if scores else None,
+        "items": items, "statuses": status_counts, "written_items": bool(manual),
+        "slowest": [(str(r.get("submission")), _number(r["duration_s"]), str(r.get("status"))) for r in slowest],
+    }
+
+
+# --- plots -------------------------------------------------------------------------------------------------------
+
+def score_histogram(stats: dict) -> str | None:
+    if not stats["scores"]:
+        return None
+    import numpy as np
+
+    top = max([stats["max_points"], *stats["scores"]]) or 1.0
+    figure, ax = new_figure(6.4, 3.0)
+    ax.hist(stats["scores"], bins=np.linspace(0, top, 21), color="#4c72b0", edgecolor="white")
+    ax.axvline(stats["mean"], color="#cf222e", linestyle="--", label=f"mean {stats['mean']:.1f}")
+    ax.axvline(stats["median"], color="#1f2328", linestyle=":", label=f"median {stats['median']:.1f}")
+    ax.set_xlim(0, top)
+    ax.set_xlabel(f"score (out of {stats['max_points']:g})")
+    ax.set_ylabel("submissions")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="best")
+    return png_data_uri(figure)
+
+
+def item_outcomes_plot(stats: dict) -> str | None:
+    if not stats["graded"]:
+        return None
+    items = stats["items"][::-1]           # first rubric item on top
+    figure, ax = new_figure(8.0, 0.4 * len(items) + 1.2)
+    left = [0.0] * len(items)
+    labels = [plain(i["title"] if len(i["title"]) <= 60 else i["title"][:57] + "...") for i in items]
+    for outcome, (name, colour) in OUTCOMES.items():
+        if outcome == "awaiting" and not stats["written_items"]:
+            continue
+        shares = [100 * i[outcome] / stats["graded"] for i in items]
+        ax.barh(labels, shares, left=left, color=colour, label=name)
+        left = [a + b for a, b in zip(left, shares)]
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"% of the {stats['graded']} graded submission(s)")
+    figure.legend(loc="outside upper center", ncols=4, fontsize="small", frameon=False)
+    return png_data_uri(figure)
+
+
+def status_plot(stats: dict) -> str | None:
+    shown = [(name, n) for name, n in stats["statuses"] if n or name in ("ok", "cell_error")]
+    if not stats["count"]:
+        return None
+    figure, ax = new_figure(6.4, 2.6)
+    ax.bar([plain(n) for n, _ in shown], [n for _, n in shown],
+           color=[STATUS_COLOURS.get(name, "#6e7781") for name, _ in shown])
+    for index, (_, n) in enumerate(shown):
+        ax.annotate(str(n), (index, n), ha="center", va="bottom")
+    ax.set_ylabel("submissions")
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.margins(y=0.15)
+    return png_data_uri(figure)
+
+
+def slowest_plot(stats: dict) -> str | None:
+    if not stats["slowest"]:
+        return None
+    slowest = stats["slowest"][::-1]
+    figure, ax = new_figure(6.4, 0.35 * len(slowest) + 1.2)
+    ax.barh([plain(s) for s, _, _ in slowest], [d for _, d, _ in slowest],
+            color=[STATUS_COLOURS.get(status, "#6e7781") for _, _, status in slowest])
+    ax.set_xlabel("seconds to grade (bar colour: status)")
+    return png_data_uri(figure)
+
+
+# --- the page ----------------------------------------------------------------------------------------------------
+
+def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, title: str | None = None) -> str:
+    """Self-contained HTML; feedback links are relative to `out_dir` and only made for pages that exist there
+    (all of them when `out_dir` is None)."""
+    from autograder.report import STATUSES, _environment
+
+    stats = summarise(rows, rubric)
+
+    def exists(relative: str) -> bool:
+        return out_dir is None or (Path(out_dir) / relative).is_file()
+
+    table = []
+    for row in sorted(rows, key=lambda r: str(r.get("submission", "")).lower()):
+        submission = str(row.get("submission", ""))
+        feedback = f"{submission}/feedback.html"
+        score, max_score = _number(row.get("score")), _number(row.get("max_score"))
+        table.append({"submission": submission, "display_name": str(row.get("display_name") or submission),
+                      "status": str(row.get("status") or "error"), "reason": str(row.get("reason") or ""),
+                      "score": score, "max_score": max_score,
+                      "percent": round(100 * score / max_score) if score is not None and max_score else None,
+                      "duration": _number(row.get("duration_s")),
+                      "feedback": urllib.parse.quote(feedback) if submission and exists(feedback) else None})
+    others = [name for name in ("gradebook.csv", "similarity.html") if out_dir is not None and exists(name)]
+    return _environment().get_template("summary.html.j2").render(
+        title=title or f"Class summary: {rubric.title}", stats=stats, rows=table, statuses=STATUSES, others=others,
+        plots={"scores": score_histogram(stats), "item_outcomes": item_outcomes_plot(stats),
+               "statuses": status_plot(stats), "slowest": slowest_plot(stats)})
+
+
+def write_summary_html(out_path: str | Path, rows: list[dict], rubric, title: str | None = None) -> Path:
+    """Write the summary atomically (e.g. OUT/summary.html); links are relative to its folder."""
+    from autograder.report import atomic_write_text
+
+    out_path = Path(out_path)
+    return atomic_write_text(out_path, render_summary_html(rows, rubric, out_path.parent, title))
+
+
+def rows_from_out_dir(out_dir: Path) -> list[dict]:
+    """The class's rows as grade_class left them: scores from OUT/gradebook.csv (written answers included, blank =
+    awaiting review), and what the CSV lacks (name, flags, time, reason) from each OUT/<submission>/row.json.
+    Without a gradebook, the row.json files alone."""
+    from autograder.pipeline import ROW_FILE
+
+    out_dir = Path(out_dir)
+    cached = {}
+    for path in sorted(out_dir.glob(f"*/{ROW_FILE}")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            cached[str(data["submission"])] = data
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("%s: skipped, not readable (%s)", path, error)
+    try:
+        with open(out_dir / "gradebook.csv", newline="", encoding="utf-8") as handle:
+            table = list(csv.DictReader(handle))
+    except OSError:
+        return list(cached.values())
+    rows = []
+    for line in table:
+        fixed = {"submission", "status", "score", "max_score"}
+        items = {key: value for key, value in line.items() if key not in fixed and value not in ("", None)}
+        extra = cached.get(line["submission"], {})
+        awaiting = [key for key, value in line.items() if key not in fixed and value == ""]
+        rows.append({**{k: extra[k] for k in ("display_name", "flags", "duration_s", "reason") if k in extra},
+                     "submission": line["submission"], "status": line["status"], "score": line["score"],
+                     "max_score": line["max_score"], "items": items, "awaiting_review": awaiting})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from autograder.rubric import DEFAULT_RUBRIC, RubricError, load_rubric
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="the grading output folder (holds gradebook.csv)")
+    parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
+    args = parser.parse_args(argv)
+    rows = rows_from_out_dir(args.out)
+    if not rows:
+        print(f"error: no gradebook.csv or <submission>/row.json in {args.out}: grade the class first (make grade)",
+              file=sys.stderr)
+        return 2
+    try:
+        rubric = load_rubric(args.rubric)
+    except RubricError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(write_summary_html(args.out / "summary.html", rows, rubric))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
