@@ -32,11 +32,8 @@ MAX_ERROR_CHARS = 500
 MIN_IMAGE_SIDE = 28
 MAX_IMAGE_PIXELS = 400_000
 MAX_PIXEL_CHARS_PER_CELL = 400_000
-# The runner keeps at most limits.max_cell_output_bytes (1 MiB) of a cell's outputs and the figure descriptions come
-# after the cell's PNGs: pixels are dropped at emission when PNGs + descriptions would pass this (with a margin for
-# printed text), so that the descriptions themselves are never cut.
-CELL_OUTPUT_CHARS = 1_000_000
-OUTPUT_MARGIN_CHARS = 100_000
+# Figures (PNGs and these descriptions) count only toward the runner's whole-notebook output cap, not its per-cell
+# cap for printed text, so the pixel budget above is the only per-cell bound on descriptions.
 CONTRACT_NAMES = (
     "FF", "Autoencoder", "VAEEncoder", "VAEDecoder", "VAE", "reparameterize", "kl_divergence",
     "bernoulli_vae_loss", "gaussian_vae_loss", "pca_encode", "pca_generate", "pca_reconstruct", "ae_histories",
@@ -248,14 +245,13 @@ def _record_open_figures_and_emit(*_args) -> None:
 
 
 def _fit_pixels(figures) -> None:
-    """Drop image pixels (the latest first) that would push this cell's outputs past CELL_OUTPUT_CHARS."""
+    """Drop image pixels (the latest first) past MAX_PIXEL_CHARS_PER_CELL."""
     images = [image for figure in figures for axes in figure.get("axes", []) for image in axes.get("images", [])
               if "pixels" in image]
     if not images:
         return
     pixel_chars = [len(image["pixels"]["zlib_base64"]) + 64 for image in images]
-    room = min(MAX_PIXEL_CHARS_PER_CELL, CELL_OUTPUT_CHARS - OUTPUT_MARGIN_CHARS - _pixel_chars["png"]
-               - (len(json.dumps(figures)) - sum(pixel_chars)))
+    room = MAX_PIXEL_CHARS_PER_CELL
     used = 0
     for image, size in zip(images, pixel_chars):
         if used + size > room:
@@ -272,12 +268,7 @@ def _patch_print_figure() -> None:
 
     def print_figure(self, *args, **kwargs):
         record_figure(self.figure)
-        result = original(self, *args, **kwargs)
-        try:  # IPython renders into a BytesIO: its size, in base64, is what this cell's output grows by
-            _pixel_chars["png"] += 4 * int((args[0] if args else kwargs.get("filename")).tell()) // 3 + 200
-        except Exception:
-            pass
-        return result
+        return original(self, *args, **kwargs)
 
     print_figure._labgrader = True
     FigureCanvasBase.print_figure = print_figure

@@ -4,12 +4,15 @@
 2. the harness: `python -m autograder grade` on a one-submission class (sandbox, probes, checks, reports);
 3. `otter run` with the autograder zip that `otter assign` builds from the master (its public tests).
 
-Every way runs the same work: the profile's values (GRADING by default) are baked into the notebook right after its
-parameters cell, with DATA_DIR pointing at the cache, DEVICE "cpu" and 1 BLAS/OpenMP thread (the harness default).
+Every way runs the same work: for plain nbclient and otter the profile's values (GRADING by default) are baked into
+the notebook right after its parameters cell, with DATA_DIR pointing at the cache, DEVICE "cpu" and 1 BLAS/OpenMP
+thread (the harness default); the harness gets the notebook as submitted and injects the same values itself (a
+baked DATA_DIR would point outside its sandbox). The harness row must be `ok` with full automatic marks.
 Target (issue 3): harness - plain <= 10 % of plain + 3 s.
 
     .venv/bin/python bench/overhead.py                      # GRADING profile, 3 repeats
-    .venv/bin/python bench/overhead.py --profile tiny --repeats 1 --no-otter
+    .venv/bin/python bench/overhead.py --profile tiny --repeats 1 --no-otter   # smoke test only: `python -m
+                                            # autograder grade` always injects GRADING, so only grading compares
 Writes bench/results/overhead.json.
 """
 from __future__ import annotations
@@ -74,6 +77,8 @@ def run_harness(notebook: nbformat.NotebookNode, sandbox: str) -> tuple[float, d
         if done.returncode != 0:
             raise RuntimeError(f"the harness failed:\n{done.stdout}\n{done.stderr}")
         row = json.loads(next(out.glob("*/row.json")).read_text())
+        if row["status"] != "ok":
+            raise RuntimeError(f"the harness did not grade the notebook cleanly: {row['status']}: {row['reason']}")
         return elapsed, {"status": row["status"], "score": row["score"], "max_score": row["max_score"]}
 
 
@@ -131,6 +136,7 @@ def main(argv=None) -> int:
 
     os.environ.update(THREAD_ENV)  # the plain kernel and otter's get the harness's thread count
     notebook = baked_notebook(SOLUTION, get_profile(args.profile), ROOT / "data_cache")
+    submitted = nbformat.read(SOLUTION, as_version=4)
     times: dict[str, list[float]] = {"plain_nbclient": [], "harness": []}
     harness_row = None
     autograder_zip = None
@@ -140,7 +146,7 @@ def main(argv=None) -> int:
             times["otter_run"] = []
         for repeat in range(args.repeats):  # interleaved, so load drifts hit every way alike
             times["plain_nbclient"].append(run_plain(notebook))
-            elapsed, harness_row = run_harness(notebook, args.sandbox)
+            elapsed, harness_row = run_harness(submitted, args.sandbox)
             times["harness"].append(elapsed)
             if autograder_zip:
                 times["otter_run"].append(run_otter(notebook, autograder_zip))

@@ -325,13 +325,14 @@ def test_kernel_side_caps_the_pixels_of_a_figure():
     assert sum(len(image["pixels"]["zlib_base64"]) for image in kept) <= kernel_side.MAX_PIXEL_CHARS_PER_CELL
 
 
-def test_pixels_are_dropped_rather_than_the_description_when_the_cells_pngs_are_large(monkeypatch, mnist):
-    """The runner keeps 1 MiB of a cell's outputs and the descriptions come after the PNGs."""
+def test_pixels_are_kept_when_the_cells_pngs_are_large(monkeypatch, mnist):
+    """Figures count only toward the whole-notebook output cap (test_execute checks the runner side), so large
+    PNGs earlier in the cell no longer cost the per-digit grid its pixels."""
     shown = []
     monkeypatch.setitem(kernel_side._state, "display", lambda data, raw: shown.append(data))
     monkeypatch.setitem(kernel_side._state, "token", "t")
     monkeypatch.setitem(kernel_side._state, "pending", [])
-    for png_chars, keeps_pixels in ((0, True), (950_000, False)):
+    for png_chars, keeps_pixels in ((0, True), (950_000, True)):
         figure = Figure()
         figure.add_subplot().imshow(stitch(digits_grid(mnist, range(10), 5)), cmap="gray")
         kernel_side.record_figure(figure)
