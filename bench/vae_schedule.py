@@ -93,6 +93,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eval-samples", type=int, default=10)
     p.add_argument("--eval-every", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (0: plain Adam)")
     p.add_argument("--ema", default="", help="comma-separated decays of exponential moving averages of the weights")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -104,7 +105,8 @@ def main():
     x_train, x_test = load(True)[: args.n_train], load(False)
     torch.manual_seed(args.seed)
     model = Model()
-    opt = torch.optim.Adam(model.parameters(), lr=args.peak_lr)
+    opt = (torch.optim.AdamW(model.parameters(), lr=args.peak_lr, weight_decay=args.weight_decay) if args.weight_decay
+           else torch.optim.Adam(model.parameters(), lr=args.peak_lr))
     n = len(x_train)
 
     def batch_size(epoch):
