@@ -141,9 +141,14 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`; on failure `path` is left as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name + ".", suffix=".tmp", delete=False) as tmp:
-        tmp.write(data)
+        try:
+            tmp.write(data)
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
     os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, path)
 

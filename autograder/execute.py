@@ -55,6 +55,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import integrity, kernel_guard, kernel_side
+from autograder.data import atomic_write_bytes
 from autograder import sandbox as sandbox_module
 from autograder.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest, integrity_findings
 from autograder.kernel_side import PROBE_MIME, PROBES
@@ -259,18 +260,6 @@ def build_graded_notebook(student: nbformat.NotebookNode, *, overrides: dict, pr
 
 
 # ---------------------------------------------------------------- running
-
-def _write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
 
 def _chown_tree(root: Path, uid: int, gid: int) -> None:
     os.lchown(root, uid, gid)
@@ -545,7 +534,7 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
     if executed_path.is_dir() and not executed_path.is_symlink():  # the submission may have put anything there
         shutil.rmtree(executed_path, ignore_errors=True)
     executed_path.unlink(missing_ok=True)  # a student-made symlink there is removed, never followed
-    _write_atomic(executed_path, nbformat.writes(executed))
+    atomic_write_bytes(executed_path, nbformat.writes(executed).encode("utf-8"))
     artefacts = harvest(executed, layout)
     errors = collect_cell_errors(executed, layout)
     events = run.result.get("events", [])

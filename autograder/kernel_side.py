@@ -41,8 +41,7 @@ CONTRACT_NAMES = (
 )
 
 _state = {"token": "", "pending": [], "display": None}
-_pixel_chars = {"cell": 0, "figure": 0, "png": 0}  # pixels queued in this cell / in the figure being described;
-                                                     # characters of the PNGs printed in this cell
+_pixel_chars = {"cell": 0, "figure": 0}  # pixels queued in this cell / in the figure being described
 
 
 # ---------------------------------------------------------------- plain JSON values
@@ -241,7 +240,7 @@ def _record_open_figures_and_emit(*_args) -> None:
         figures, _state["pending"] = _state["pending"], []
         _fit_pixels(figures)
         _state["display"]({FIGURES_MIME: {"token": _state["token"], "figures": figures}}, raw=True)
-    _pixel_chars.update(cell=0, png=0)
+    _pixel_chars["cell"] = 0
 
 
 def _fit_pixels(figures) -> None:

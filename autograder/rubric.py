@@ -173,17 +173,28 @@ def _parse_manual_item(entry: Any, number: int, where: str, seen: dict[str, int]
     unknown = set(entry) - MANUAL_ITEM_KEYS
     if unknown:
         raise RubricError(f"{label}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(sorted(MANUAL_ITEM_KEYS))}")
-    points = entry.get("points")
-    if isinstance(points, bool) or not isinstance(points, (int, float)) or not math.isfinite(points) or points < 0:
-        raise RubricError(f"{label}: 'points' must be a number >= 0, got {points!r}")
-    visibility = entry.get("visibility", "visible")
-    if visibility not in VISIBILITIES:
-        raise RubricError(f"{label}: visibility '{visibility}' is not one of {', '.join(VISIBILITIES)}")
+    points, visibility = _points(entry, label), _visibility(entry, label)
     heading = entry.get("heading")
     if not isinstance(heading, str) or not heading.strip():
         raise RubricError(f"{label}: 'heading' must be the question's label in the notebook, e.g. \"Question 2a\"")
     return ManualItem(item_id=item_id, title=str(entry.get("title") or item_id), points=float(points),
                       visibility=visibility, heading=heading.strip())
+
+
+def _points(entry: dict, label: str) -> float:
+    points = entry.get("points")
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or not math.isfinite(points):
+        raise RubricError(f"{label}: 'points' must be a number, got {points!r}")
+    if points < 0:
+        raise RubricError(f"{label}: negative points ({points}); use a penalty for deductions")
+    return float(points)
+
+
+def _visibility(entry: dict, label: str) -> str:
+    visibility = entry.get("visibility", "visible")
+    if visibility not in VISIBILITIES:
+        raise RubricError(f"{label}: visibility '{visibility}' is not one of {', '.join(VISIBILITIES)}")
+    return visibility
 
 
 def _parse_item(entry: Any, number: int, where: str, seen: dict[str, int]) -> RubricItem:
@@ -205,14 +216,7 @@ def _parse_item(entry: Any, number: int, where: str, seen: dict[str, int]) -> Ru
     check = entry.get("check")
     if check not in CHECKS:
         raise RubricError(f"{label}: unknown check '{check}'; known checks: {', '.join(sorted(CHECKS))}")
-    points = entry.get("points")
-    if isinstance(points, bool) or not isinstance(points, (int, float)) or not math.isfinite(points):
-        raise RubricError(f"{label}: 'points' must be a number, got {points!r}")
-    if points < 0:
-        raise RubricError(f"{label}: negative points ({points}); use a penalty for deductions")
-    visibility = entry.get("visibility", "visible")
-    if visibility not in VISIBILITIES:
-        raise RubricError(f"{label}: visibility '{visibility}' is not one of {', '.join(VISIBILITIES)}")
+    points, visibility = _points(entry, label), _visibility(entry, label)
     params = entry.get("params") or {}
     if not isinstance(params, dict):
         raise RubricError(f"{label}: 'params' must be a mapping of parameter -> value")

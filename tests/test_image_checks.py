@@ -325,22 +325,20 @@ def test_kernel_side_caps_the_pixels_of_a_figure():
     assert sum(len(image["pixels"]["zlib_base64"]) for image in kept) <= kernel_side.MAX_PIXEL_CHARS_PER_CELL
 
 
-def test_pixels_are_kept_when_the_cells_pngs_are_large(monkeypatch, mnist):
-    """Figures count only toward the whole-notebook output cap (test_execute checks the runner side), so large
-    PNGs earlier in the cell no longer cost the per-digit grid its pixels."""
+def test_emitted_figures_keep_their_pixels_and_reset_the_cells_budget(monkeypatch, mnist):
+    """Figures count only toward the whole-notebook output cap (test_execute's large-figures test checks the
+    runner side), so a cell's PNGs never cost the per-digit grid its pixels."""
     shown = []
     monkeypatch.setitem(kernel_side._state, "display", lambda data, raw: shown.append(data))
     monkeypatch.setitem(kernel_side._state, "token", "t")
     monkeypatch.setitem(kernel_side._state, "pending", [])
-    for png_chars, keeps_pixels in ((0, True), (950_000, True)):
-        figure = Figure()
-        figure.add_subplot().imshow(stitch(digits_grid(mnist, range(10), 5)), cmap="gray")
-        kernel_side.record_figure(figure)
-        kernel_side._pixel_chars["png"] = png_chars
-        kernel_side._record_open_figures_and_emit()
-        image = shown[-1][kernel_side.FIGURES_MIME]["figures"][0]["axes"][0]["images"][0]
-        assert ("pixels" in image) is keeps_pixels and image["shape"] == [280, 140]
-        assert kernel_side._pixel_chars["png"] == 0 and kernel_side._pixel_chars["cell"] == 0
+    figure = Figure()
+    figure.add_subplot().imshow(stitch(digits_grid(mnist, range(10), 5)), cmap="gray")
+    kernel_side.record_figure(figure)
+    kernel_side._record_open_figures_and_emit()
+    image = shown[-1][kernel_side.FIGURES_MIME]["figures"][0]["axes"][0]["images"][0]
+    assert "pixels" in image and image["shape"] == [280, 140]
+    assert kernel_side._pixel_chars["cell"] == 0
 
 
 def test_decoder_probe_returns_plain_pixels_of_the_students_decoder():
