@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.data import MnistCacheError, check_cache, file_sha256, stamp_path
+from autograder.data import MnistCacheError, atomic_write_bytes, check_cache, file_sha256, stamp_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = PROJECT_ROOT / "data_cache"
@@ -198,17 +198,12 @@ def accuracy(model, images, labels, batch_size: int = 2000) -> float:
 
 # --- cache -------------------------------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _state_dict_bytes(model) -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
 
 
 def _load_average() -> float | None:
@@ -234,7 +229,7 @@ def train(data_root: str | os.PathLike = DEFAULT_DATA_ROOT, out_dir: str | os.Pa
     test_images, test_labels = load_split(data_root, train=False)
     test_accuracy = accuracy(model, test_images, test_labels)
     weights = out_dir / WEIGHTS_NAME
-    _atomic_write(weights, lambda tmp: torch.save(model.state_dict(), tmp))
+    atomic_write_bytes(weights, _state_dict_bytes(model))
     sidecar = {
         "test_accuracy": round(test_accuracy, 6),
         "training_seconds": round(seconds, 2),
@@ -246,7 +241,7 @@ def train(data_root: str | os.PathLike = DEFAULT_DATA_ROOT, out_dir: str | os.Pa
         "weights_sha256": file_sha256(weights),
         "torch": torch.__version__,
     }
-    _atomic_write(out_dir / SIDECAR_NAME, lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=1) + "\n"))
+    atomic_write_bytes(out_dir / SIDECAR_NAME, (json.dumps(sidecar, indent=1) + "\n").encode())
     log(f"test accuracy {test_accuracy:.4f}, trained in {seconds:.1f} s; saved to {weights}")
     return sidecar
 

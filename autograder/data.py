@@ -140,17 +140,25 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path`; on failure `path` is left as it was."""
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`; on failure the temporary
+    file is removed and `path` is left as it was. The only atomic writer in the package (reports, caches, notebooks)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=path.name + ".", suffix=".tmp", delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
         try:
             tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
         except BaseException:
             Path(tmp.name).unlink(missing_ok=True)
             raise
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
+    try:
+        os.chmod(tmp.name, mode)  # NamedTemporaryFile makes 0600; reports are read by TAs and may be served
+        os.replace(tmp.name, path)
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
 
 
 # --- verification ----------------------------------------------------------------------------------------------

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
+
+from autograder.data import atomic_write_bytes
 
 STATUSES = {
     "ok": "graded: every cell ran",
@@ -51,24 +52,13 @@ REPORT_FILE_MODE = 0o644
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = False) -> Path:
-    """Call write(file) on a temporary file beside `path`, then rename it over `path`; on any exception the temporary
-    file is removed and `path` is left as it was."""
+    """Call write(file) on an in-memory file, then write its content to `path` atomically (data.atomic_write_bytes);
+    when write raises, nothing is written and `path` is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8", "newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, REPORT_FILE_MODE)  # mkstemp makes 0600; reports are read by TAs and may be served
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buffer = io.BytesIO() if binary else io.StringIO(newline="")
+    write(buffer)
+    content = buffer.getvalue()
+    atomic_write_bytes(path, content if binary else content.encode("utf-8"), mode=REPORT_FILE_MODE)
     return path
 
 
