@@ -19,6 +19,8 @@ DEFAULTS = {
     "sandbox": "auto",
     "rubric": PROJECT_ROOT / "autograder" / "rubric.yaml",
     "data_dir": PROJECT_ROOT / "data_cache",
+    "canvas_assignment": None,   # None: the rubric's title (Canvas imports it as a new assignment)
+    "canvas_roster": None,       # None: Canvas ids come from the submissions' file names only
 }
 
 
@@ -35,10 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     grade.add_argument("--data-dir", type=Path, default=DEFAULTS["data_dir"])
     grade.add_argument("--force", action="store_true", help="regrade even unchanged submissions")
     grade.add_argument("--no-progress", action="store_true")
-    grade.add_argument("--canvas-assignment", default=None,
+    grade.add_argument("--canvas-assignment", default=DEFAULTS["canvas_assignment"],
                        help='column of OUT/canvas_gradebook.csv, e.g. "Lab 3 (123456)" with the Canvas assignment '
                             "id (default: the rubric's title, which Canvas imports as a new assignment)")
-    grade.add_argument("--canvas-roster", type=Path, default=None,
+    grade.add_argument("--canvas-roster", type=Path, default=DEFAULTS["canvas_roster"],
                        help="the course's gradebook exported from Canvas, to fill the Canvas ids of students whose "
                             "file names do not carry them")
     return parser.parse_args(argv)
