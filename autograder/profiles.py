@@ -20,7 +20,7 @@ FULL = {
     "SWEEP_DIMS": list(range(2, 21)),
     "SWEEP_EPOCHS": 8,
     "SWEEP_TRAIN": 20000,
-    "VAE_EPOCHS": 40,
+    "VAE_EPOCHS": 50,
     "GAUSSIAN_VAE_EPOCHS": 20,
     "SCATTER_SIZE": 5000,
 }

@@ -46,6 +46,17 @@ def loss_fn(x, x_rec, mu, lss, beta=1.0):
     return F.binary_cross_entropy(x_rec, x, reduction="sum") / x.shape[0] + beta * kl
 
 
+def random_shift(batch, max_shift):
+    """Translate each 28x28 image by a random integer offset in [-max_shift, max_shift]^2, filling with zeros."""
+    images = F.pad(batch.view(-1, 1, 28, 28), (max_shift,) * 4)
+    n = len(batch)
+    dx, dy = (torch.randint(0, 2 * max_shift + 1, (n,)) for _ in range(2))
+    rows = (dy[:, None] + torch.arange(28)[None, :])            # (n, 28)
+    cols = (dx[:, None] + torch.arange(28)[None, :])
+    out = images[torch.arange(n)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
+    return out.reshape(n, 784)
+
+
 def lr_at(step, total, peak, schedule, warmup_frac, final_frac):
     if schedule == "constant":
         return peak
@@ -94,6 +105,10 @@ def main():
     p.add_argument("--eval-samples", type=int, default=10)
     p.add_argument("--eval-every", type=int, default=0)
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW's decoupled weight decay (0: plain Adam)")
+    p.add_argument("--binarize-input", action="store_true",
+                   help="the encoder sees a fresh Bernoulli(x) draw each step (the loss still compares with x)")
+    p.add_argument("--input-noise", type=float, default=0.0, help="std of Gaussian noise added to the encoder input")
+    p.add_argument("--shift", type=int, default=0, help="random translation of training images by up to N pixels")
     p.add_argument("--ema", default="", help="comma-separated decays of exponential moving averages of the weights")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -128,7 +143,16 @@ def main():
                 g["lr"] = lr_at(step, total_steps, args.peak_lr, args.schedule, args.warmup, args.final_frac)
             batch = x_train[perm[start:start + bs]]
             beta = min(1.0, (step + 1) / (args.kl_warmup * total_steps)) if args.kl_warmup else 1.0
-            loss = loss_fn(batch, *model(batch), beta=beta)
+            if args.shift:
+                batch = random_shift(batch, args.shift)
+            seen = batch
+            if args.binarize_input:
+                seen = torch.bernoulli(batch)
+            if args.input_noise:
+                seen = seen + args.input_noise * torch.randn_like(seen)
+            mu, lss = model.encoder(seen)
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * lss)
+            loss = loss_fn(batch, model.decoder(z), mu, lss, beta=beta)
             opt.zero_grad()
             loss.backward()
             if args.clip:

@@ -204,3 +204,43 @@ def test_figure_kinds(metrics):
     assert count(lambda f: image_shapes(f) == [(28, 28)] * 10 and "prior" in f["suptitle"]) == 2
     gaussian = [f for f in figures if image_shapes(f) == [(28, 28)] * 20]
     assert len(gaussian) == 1 and len({round(ax["position"][1], 4) for ax in gaussian[0]["axes"]}) == 2
+
+
+def test_train_vae_feeds_the_corrupted_batch_to_the_model_and_the_clean_one_to_the_loss():
+    # The reference recipe that reaches the 147-nat target: the model sees corrupt(batch), the loss compares with batch.
+    import torch
+
+    master = nbformat.read(REPO / "solution" / "lab.ipynb", as_version=4)
+    source = next(c.source for c in master.cells if c.cell_type == "code" and "def train_vae(" in c.source)
+    namespace = {"torch": torch, "math": math, "BATCH_SIZE": 4}
+    exec(source, namespace)
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 6) * 0.8 + 0.1                       # grey levels only: a binarisation always changes them
+    seen, compared = [], []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, batch):
+            seen.append(batch.clone())
+            return torch.sigmoid(batch + self.weight), batch[:, :2], batch[:, 2:4]
+
+    def loss_function(batch, x_reconstructed, mu, log_sigma_squared):
+        compared.append(batch.clone())
+        return ((x_reconstructed - batch) ** 2).sum()
+
+    history = namespace["train_vae"](Recorder(), loss_function, x, epochs=2, corrupt=namespace["corrupt_encoder_input"])
+    assert len(history) == 2 and len(seen) == len(compared) == 4
+    rows = {tuple(row.tolist()) for row in x}
+    assert all(tuple(row.tolist()) in rows for batch in compared for row in batch), "the loss must see clean images"
+    for clean, corrupted in zip(compared, seen):
+        noise = corrupted - torch.round(corrupted)                 # Bernoulli draw in {0, 1} plus N(0, 0.1^2) noise
+        assert noise.abs().max() < 0.5 and 0.02 < noise.std() < 0.3
+        assert not torch.allclose(corrupted, clean)
+
+    seen.clear()
+    namespace["train_vae"](Recorder(), loss_function, x, epochs=1)
+    assert all(tuple(row.tolist()) in rows for batch in seen for row in batch), "without corrupt the model sees x"
