@@ -253,7 +253,35 @@ def _environment():
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                                      undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     environment.filters["num"] = lambda value: f"{float(value):.2f}".rstrip("0").rstrip(".")
+    environment.filters["markdown"] = render_markdown
     return environment
+
+
+# $$...$$, or $...$ without a $ inside, opened before and closed after a non-space, not followed by a digit (pandoc's
+# rule, so that "costs $5 and $6" stays text)
+_MATH = re.compile(r"\$\$(.+?)\$\$|\$(?=[^\s$])[^$]*?(?<=[^\s$])\$(?![0-9])", re.DOTALL)
+
+
+def render_markdown(text: str):
+    """A student's Markdown (untrusted) as safe HTML for the TA's review sheet: CommonMark with raw HTML escaped,
+    no images or links (nothing is fetched or followed from a student's text), and $...$ / $$...$$ kept verbatim in
+    <code class="math"> so that `_` and `*` inside formulas do not turn into emphasis."""
+    import html as html_module
+
+    from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    formulas: list[str] = []
+
+    def stash(match: re.Match) -> str:
+        formulas.append(match.group(0))
+        return f"\ue000{len(formulas) - 1}\ue001"  # private-use characters: a placeholder Markdown leaves alone
+
+    renderer = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"])
+    rendered = renderer.render(_MATH.sub(stash, text.replace("\ue000", "").replace("\ue001", "")))
+    rendered = re.sub("\ue000([0-9]+)\ue001",
+                      lambda m: f'<code class="math">{html_module.escape(formulas[int(m.group(1))])}</code>', rendered)
+    return Markup(rendered)
 
 
 DATA_PNG = "data:image/png;base64,"

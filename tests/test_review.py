@@ -201,6 +201,19 @@ def test_sheet_lists_every_answer_escaped(tmp_path, questions, rubric):
     assert html.count('class="pending">awaiting review<') == 20 and "Amy A" in html and "Zed Z" in html
 
 
+def test_sheet_renders_markdown_and_formulas_but_nothing_active(tmp_path, questions, rubric):
+    answer = ("Summing gives **nats per image**:\n\n- the KL $\\sum_j \\mu_j^2 * \\sigma_j$ per image\n- then the mean\n\n"
+              "![tracker](http://203.0.113.9/pixel.png) [click](javascript:alert(1)) <img src=x onerror=alert(1)>")
+    notebook = filled({"q4_kl_batching": answer}, rubric)
+    review.write_review_sheet(tmp_path, rubric, students_for(questions, [("amy", "Amy A", notebook)]), questions)
+    html = (tmp_path / "review" / "written_answers.html").read_text()
+    assert "<strong>nats per image</strong>" in html and "<li>then the mean</li>" in html
+    assert '<code class="math">$\\sum_j \\mu_j^2 * \\sigma_j$</code>' in html     # no emphasis inside formulas
+    assert "![tracker](http://203.0.113.9/pixel.png)" in html and 'src="http' not in html   # shown, not fetched
+    assert "[click](javascript:alert(1))" in html and 'href="javascript' not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
 def test_scores_are_validated_with_clear_messages(tmp_path, questions, rubric):
     review.write_review_sheet(tmp_path, rubric, students_for(questions, [("amy", "Amy", filled(rubric=rubric)),
                                                                          ("bob", "Bob", filled(rubric=rubric))]))
