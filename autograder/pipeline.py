@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -299,6 +300,8 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
              len(submissions), submissions_dir, settings.out_dir, jobs, settings.sandbox)
 
     rows: list[GradeRow] = []
+    if any(not s.problem for s in submissions):
+        threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
     bar = _progress_bar(len(submissions), progress)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_sheet.scores): s for s in submissions}
@@ -321,6 +324,35 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     write_review_and_canvas(settings, submissions, rows, rubric)
     write_class_reports(settings.out_dir, submissions, [gradebook_row(r) for r in rows], rubric)
     return rows
+
+
+# What the grader's own process needs after a notebook has run (about 3 s of imports on a 2-core machine): loaded
+# while the first notebooks execute in their kernels, when this process only waits.
+WARM_UP_MODULES = ("sklearn.decomposition", "matplotlib.figure", "matplotlib.backends.backend_agg", "copydetect")
+
+
+def warm_up() -> list[str]:
+    """Import the checks' and reports' libraries and load the digit classifier; returns what failed, which the real
+    use later reports properly (so nothing here raises)."""
+    import importlib
+
+    from autograder import classifier
+
+    failed = []
+    try:
+        stale = classifier.stale_reason(classifier.classifier_dir(), classifier.DEFAULT_DATA_ROOT)
+        if stale:       # training takes minutes: left to the first check that needs it, which says so
+            failed.append(f"classifier: {stale}")
+        else:
+            classifier.shared()
+    except Exception as error:
+        failed.append(f"classifier: {error}")
+    for name in WARM_UP_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as error:
+            failed.append(f"{name}: {error}")
+    return failed
 
 
 def write_review_and_canvas(settings: GradeSettings, submissions: list[Submission], rows: list[GradeRow],
