@@ -204,6 +204,7 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
 
     # Integrity findings of the run (for the instructor) join the discovery flags: row, penalties, feedback.
     submission = replace(submission, flags=submission.flags | frozenset(result.integrity_flags))
+    await_warm_up()
     item_scores = score(rubric, result.artefacts or {}, probe_inputs, status=result.status, reason=result.reason,
                         profile=settings.profile)
     item_scores = apply_penalties(item_scores, set(submission.flags), rubric)
@@ -301,7 +302,7 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
 
     rows: list[GradeRow] = []
     if any(not s.problem for s in submissions):
-        threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+        start_warm_up()
     bar = _progress_bar(len(submissions), progress)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_sheet.scores): s for s in submissions}
@@ -329,6 +330,22 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
 # What the grader's own process needs after a notebook has run (about 3 s of imports on a 2-core machine): loaded
 # while the first notebooks execute in their kernels, when this process only waits.
 WARM_UP_MODULES = ("sklearn.decomposition", "matplotlib.figure", "matplotlib.backends.backend_agg", "copydetect")
+
+
+_warm_up_thread: threading.Thread | None = None
+
+
+def start_warm_up() -> None:
+    global _warm_up_thread
+    _warm_up_thread = threading.Thread(target=warm_up, name="warm-up", daemon=True)
+    _warm_up_thread.start()
+
+
+def await_warm_up() -> None:
+    """Scoring waits for the warm-up, so that no two threads import the same libraries at once (a concurrent
+    circular import can hand one of them a half-initialised module)."""
+    if _warm_up_thread is not None:
+        _warm_up_thread.join()
 
 
 def warm_up() -> list[str]:

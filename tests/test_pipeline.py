@@ -29,3 +29,58 @@ def test_warm_up_never_raises_and_never_trains(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "WARM_UP_MODULES", ("json", "no_such_module_for_the_grader"))
     failed = pipeline.warm_up()
     assert len(failed) == 2 and failed[0].startswith("classifier: ") and "no_such_module_for_the_grader" in failed[1]
+
+
+def test_scoring_waits_for_the_warm_up(monkeypatch):
+    # A submission that fails in a second is scored while the warm-up may still be importing torch and scikit-learn:
+    # scoring must wait for it rather than import the same modules concurrently.
+    import threading
+    import time
+
+    from autograder import pipeline
+
+    release = threading.Event()
+    monkeypatch.setattr(pipeline, "warm_up", lambda: release.wait(5))
+    pipeline.start_warm_up()
+    waited = threading.Thread(target=pipeline.await_warm_up)
+    waited.start()
+    time.sleep(0.2)
+    assert waited.is_alive(), "await_warm_up returned while the warm-up was still running"
+    release.set()
+    waited.join(5)
+    assert not waited.is_alive()
+
+
+def test_a_fast_submission_is_scored_only_after_the_warm_up(tmp_path, monkeypatch):
+    import time
+
+    import nbformat
+
+    from autograder import pipeline, profiles, rubric
+    from autograder.limits import Limits
+
+    events = []
+
+    def slow_warm_up():
+        time.sleep(3)
+        events.append(("warm-up done", time.monotonic()))
+        return []
+
+    real_score = rubric.score
+
+    def recording_score(*args, **kwargs):
+        events.append(("score", time.monotonic()))
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "warm_up", slow_warm_up)
+    monkeypatch.setattr(rubric, "score", recording_score)
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("nothing done")]),
+                   submissions / "empty.ipynb")
+    settings = pipeline.GradeSettings(out_dir=tmp_path / "out", rubric_path=REPO / "autograder" / "rubric.yaml",
+                                      data_dir=REPO / "data_cache", sandbox="none",
+                                      profile=profiles.get_profile("tiny"), limits=Limits())
+    rows = pipeline.grade_class(submissions, settings, jobs=1, progress=False)
+    assert [row.submission for row in rows] == ["empty"]
+    assert [name for name, _ in events] == ["warm-up done", "score"]
