@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import json
 import math
@@ -262,13 +263,20 @@ def _environment():
 _MATH = re.compile(r"\$\$(.+?)\$\$|\$(?=[^\s$])[^$]*?(?<=[^\s$])\$(?![0-9])", re.DOTALL)
 
 
+@functools.lru_cache(maxsize=1)
+def _markdown_renderer():
+    """One parser for every answer of the sheet: CommonMark, raw HTML escaped, no images or links."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"])
+
+
 def render_markdown(text: str):
     """A student's Markdown (untrusted) as safe HTML for the TA's review sheet: CommonMark with raw HTML escaped,
     no images or links (nothing is fetched or followed from a student's text), and $...$ / $$...$$ kept verbatim in
     <code class="math"> so that `_` and `*` inside formulas do not turn into emphasis."""
     import html as html_module
 
-    from markdown_it import MarkdownIt
     from markupsafe import Markup
 
     formulas: list[str] = []
@@ -277,8 +285,7 @@ def render_markdown(text: str):
         formulas.append(match.group(0))
         return f"\ue000{len(formulas) - 1}\ue001"  # private-use characters: a placeholder Markdown leaves alone
 
-    renderer = MarkdownIt("commonmark", {"html": False}).disable(["image", "link", "autolink"])
-    rendered = renderer.render(_MATH.sub(stash, text.replace("\ue000", "").replace("\ue001", "")))
+    rendered = _markdown_renderer().render(_MATH.sub(stash, text.replace("\ue000", "").replace("\ue001", "")))
     rendered = re.sub("\ue000([0-9]+)\ue001",
                       lambda m: f'<code class="math">{html_module.escape(formulas[int(m.group(1))])}</code>', rendered)
     return Markup(rendered)
