@@ -164,33 +164,6 @@ def _watch_torch(torch) -> None:
     watches.append(Watch("sys.modules", sys.modules, "mapping", keys=["torch"]))
 
 
-def _watch_torch_when_imported() -> None:
-    if "torch" in sys.modules:
-        _watch_torch(sys.modules["torch"])
-        return
-    import importlib.abc
-    import importlib.util
-
-    class WatchTorchOnImport(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name != "torch":
-                return None
-            sys.meta_path.remove(self)
-            spec = importlib.util.find_spec("torch")  # kernel_side's finder (seeding) wraps the loader first
-            if spec is None or spec.loader is None:
-                return spec
-            exec_module = spec.loader.exec_module
-
-            def exec_and_watch(module):
-                exec_module(module)
-                _watch_torch(module)
-
-            spec.loader.exec_module = exec_and_watch
-            return spec
-
-    sys.meta_path.insert(0, WatchTorchOnImport())
-
-
 # ---------------------------------------------------------------- objects from the notebook
 
 _C_CALLABLES = (types.WrapperDescriptorType, types.MethodDescriptorType, types.BuiltinFunctionType,
@@ -436,7 +409,7 @@ def install(kernel_side) -> None:
     _state["events"] = {event: list(shell.events.callbacks.get(event, [])) for event in EVENTS}
     _state["transformers"] = {name: list(value) for name, value in _transformer_lists(shell).items()}
     _state["threads"] = {thread.ident for thread in threading.enumerate()}
-    _watch_torch_when_imported()
+    kernel_side.call_when_imported("torch", _watch_torch)
     _state["installed"] = True
     kernel_side._state["display"]({GUARD_MIME: {"token": kernel_side._state["token"], "installed": True}}, raw=True)
 

@@ -275,33 +275,34 @@ def _patch_print_figure() -> None:
 
 # ---------------------------------------------------------------- setup
 
-def _seed_torch_when_imported(seed: int) -> None:
-    """torch.manual_seed(seed) now if torch is imported, else right after the notebook imports it (importing
-    torch here would cost seconds for notebooks that never use it)."""
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(seed)
+def call_when_imported(name: str, callback) -> None:
+    """callback(module) now if module `name` is imported, else right after the notebook imports it (importing it here
+    would cost seconds for notebooks that never use it). Each call installs its own finder; a later one runs first
+    and wraps the loader that the earlier ones wrapped, so the callbacks run in the order they were registered."""
+    if name in sys.modules:
+        callback(sys.modules[name])
         return
     import importlib.abc
     import importlib.util
 
-    class SeedTorchOnImport(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name != "torch":
+    class CallOnImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname != name:
                 return None
             sys.meta_path.remove(self)
-            spec = importlib.util.find_spec("torch")
+            spec = importlib.util.find_spec(name)  # the finders registered earlier wrap the loader first
             if spec is None or spec.loader is None:
                 return spec
             exec_module = spec.loader.exec_module
 
-            def exec_and_seed(module):
+            def exec_and_call(module):
                 exec_module(module)
-                module.manual_seed(seed)
+                callback(module)
 
-            spec.loader.exec_module = exec_and_seed
+            spec.loader.exec_module = exec_and_call
             return spec
 
-    sys.meta_path.insert(0, SeedTorchOnImport())
+    sys.meta_path.insert(0, CallOnImport())
 
 
 def install(seed: int, token: str) -> None:
@@ -316,7 +317,7 @@ def install(seed: int, token: str) -> None:
         np.random.seed(seed)
     except ImportError:
         pass
-    _seed_torch_when_imported(seed)
+    call_when_imported("torch", lambda torch: torch.manual_seed(seed))
     shell.run_line_magic("matplotlib", "inline")
     _patch_print_figure()
     callbacks = shell.events.callbacks["post_execute"]
