@@ -44,19 +44,19 @@ test-tools:
 
 data: $(DATA_STAMP)
 $(DATA_STAMP): | $(STAMP)
-	$(PY) -m autograder.data --root data_cache
+	$(PY) -m autograder.lab.data --root data_cache
 
 # The grader's own MNIST classifier (judges generated images): trained once (about 2 minutes on 2 CPU cores),
 # retrained when the data or the recipe changes, otherwise only verified.
 classifier: $(CLASSIFIER)
-$(CLASSIFIER): autograder/classifier.py $(DATA_STAMP) | $(STAMP)
-	$(PY) -m autograder.classifier
+$(CLASSIFIER): autograder/lab/classifier.py $(DATA_STAMP) | $(STAMP)
+	$(PY) -m autograder.lab.classifier
 
 template: $(STAMP)
-	$(PY) -m autograder.template
+	$(PY) -m autograder.lab.template
 
 solution: $(STAMP) $(DATA_STAMP)
-	$(PY) -m autograder.solution_run --profile full --out solution/executed
+	$(PY) -m autograder.lab.solution_run --profile full --out solution/executed
 
 grade: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) -m autograder grade $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") $(if $(OUT),--out "$(OUT)") \

@@ -11,14 +11,15 @@ import logging
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from autograder import DATA_CACHE, PROJECT_ROOT
+
 DEFAULTS = {
-    "submissions": PROJECT_ROOT / "autograder" / "demo_class",   # the bundled demo class
+    "submissions": PROJECT_ROOT / "autograder" / "lab" / "demo_class",   # the bundled demo class
     "out": Path("grades"),
     "jobs": 2,
     "sandbox": "auto",
     "rubric": PROJECT_ROOT / "autograder" / "rubric.yaml",
-    "data_dir": PROJECT_ROOT / "data_cache",
+    "data_dir": DATA_CACHE,
     "canvas_assignment": None,   # None: the rubric's title (Canvas imports it as a new assignment)
     "canvas_roster": None,       # None: Canvas ids come from the submissions' file names only
 }
@@ -48,10 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from autograder.data import MnistCacheError, check_cache
-    from autograder.limits import Limits
+    from autograder.lab.data import MnistCacheError, check_cache
+    from autograder.execution.limits import Limits
     from autograder.pipeline import GradeSettings, grade_class
-    from autograder.profiles import GRADING
+    from autograder.lab.profiles import GRADING
 
     args.out.mkdir(parents=True, exist_ok=True)
     handlers = [logging.FileHandler(args.out / "grading.log", encoding="utf-8")]

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from autograder import GRADER_VERSION
+from autograder import GRADER_VERSION, STUDENT_TEMPLATE
 from autograder.discover import Submission, discover
 
 log = logging.getLogger("autograder")
@@ -38,7 +38,7 @@ log = logging.getLogger("autograder")
 ROW_FILE = "row.json"                 # the cached automatic row (and its cache key) of one graded submission
 EXECUTED_NOTEBOOK = "executed.ipynb"
 SECRET_FILE = ".probe_secret"         # seeds the probe inputs; never visible to a submission
-PUBLIC_TESTS = Path(__file__).resolve().parents[1] / "student_template" / "tests"
+PUBLIC_TESTS = STUDENT_TEMPLATE / "tests"
 GRADEBOOK = "gradebook.csv"
 CANVAS_GRADEBOOK = "canvas_gradebook.csv"
 
@@ -77,7 +77,7 @@ class GradeRow:
 # --- small helpers -----------------------------------------------------------------------------------------------
 
 def atomic_write_text(path: Path, text: str) -> None:
-    from autograder.report import atomic_write_text as write
+    from autograder.reports.feedback import atomic_write_text as write
 
     write(path, text)
 
@@ -162,9 +162,9 @@ def figures_from_notebook(executed_notebook: Path | None, max_figures: int = 40)
 def grade_submission(submission: Submission, settings: GradeSettings, rubric, secret: str) -> GradeRow:
     """Execution and the automatic items for one student, cached in OUT/<id>/row.json; a failure at any stage
     becomes this row's status, never an escaped exception. The reports are written by `finalize_submission`."""
-    from autograder.execute import ExecutionResult, execute_submission
-    from autograder.probe_inputs import draw_probe_inputs
-    from autograder.rubric import apply_penalties, score
+    from autograder.execution.run import ExecutionResult, execute_submission
+    from autograder.execution.probe_inputs import draw_probe_inputs
+    from autograder.scoring import apply_penalties, score
 
     sub_out = settings.out_dir / submission.submission_id
     key = cache_key(submission, settings)
@@ -231,7 +231,7 @@ def failed_row(submission: Submission, rubric, error: BaseException) -> GradeRow
 # --- one submission: the cheap final stage -------------------------------------------------------------------------
 
 def _automatic_scores(row: GradeRow, rubric) -> list:
-    from autograder.rubric import ItemScore
+    from autograder.scoring import ItemScore
 
     if row.item_scores:
         return [ItemScore(**entry) for entry in row.item_scores]
@@ -244,8 +244,8 @@ def finalize_submission(row: GradeRow, settings: GradeSettings, rubric, ta_score
     """The automatic items plus the written answers (the TA's scores, else 0 and "awaiting review"; the rubric's
     penalties apply to them too) -> results.json and feedback.html. Returns the final row (row.json is left as the
     expensive stage wrote it)."""
-    from autograder import report, review
-    from autograder.rubric import apply_penalties
+    from autograder.reports import feedback as report, review
+    from autograder.scoring import apply_penalties
 
     sub_out = settings.out_dir / row.submission
     automatic = _automatic_scores(row, rubric)
@@ -289,8 +289,8 @@ def gradebook_row(row: GradeRow) -> dict:
 
 
 def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, progress: bool = True) -> list[GradeRow]:
-    from autograder import report, review
-    from autograder.rubric import load_rubric
+    from autograder.reports import feedback as report, review
+    from autograder.scoring import load_rubric
 
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     rubric = load_rubric(settings.rubric_path)
@@ -353,7 +353,7 @@ def warm_up() -> list[str]:
     use later reports properly (so nothing here raises)."""
     import importlib
 
-    from autograder import classifier
+    from autograder.lab import classifier
 
     failed = []
     try:
@@ -376,7 +376,7 @@ def write_review_and_canvas(settings: GradeSettings, submissions: list[Submissio
                             rubric) -> None:
     """OUT/review/written_answers.{html,csv} and OUT/canvas_gradebook.csv; a failure of either is logged and never
     loses the grades written before them."""
-    from autograder import canvas, review
+    from autograder.reports import canvas, review
 
     if rubric.manual_items:
         try:
@@ -398,7 +398,7 @@ def write_review_and_canvas(settings: GradeSettings, submissions: list[Submissio
 def write_class_reports(out_dir: Path, submissions: list[Submission], rows: list[dict], rubric) -> None:
     """OUT/similarity.html and OUT/summary.html (the summary links the other); a failure of either is logged and
     never loses the grades written before them."""
-    from autograder import similarity, summary
+    from autograder.reports import similarity, summary
 
     for name, write in (("similarity.html", lambda path: similarity.write_similarity_report(submissions, path)),
                         ("summary.html", lambda path: summary.write_summary_html(path, rows, rubric))):

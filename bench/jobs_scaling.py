@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_CLASS = ROOT / "autograder" / "demo_class"
+DEMO_CLASS = ROOT / "autograder" / "lab" / "demo_class"
 RESULTS = ROOT / "bench" / "results" / "jobs_scaling.json"
 
 

@@ -34,10 +34,10 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.execute import find_parameters_cell, overrides_source  # noqa: E402
-from autograder.profiles import get_profile  # noqa: E402
+from autograder.execution.run import find_parameters_cell, overrides_source  # noqa: E402
+from autograder.lab.profiles import get_profile  # noqa: E402
 
-SOLUTION = ROOT / "autograder" / "demo_class" / "Assignment1 Ada Lovelace.ipynb"
+SOLUTION = ROOT / "autograder" / "lab" / "demo_class" / "Assignment1 Ada Lovelace.ipynb"
 PUBLIC_TESTS = ROOT / "student_template" / "tests"
 RESULTS = ROOT / "bench" / "results" / "overhead.json"
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}

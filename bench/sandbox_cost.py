@@ -27,13 +27,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.execute import execute_submission  # noqa: E402
-from autograder.limits import DEFAULT_LIMITS  # noqa: E402
-from autograder.probe_inputs import draw_probe_inputs  # noqa: E402
-from autograder.profiles import PROFILES, get_profile  # noqa: E402
-from autograder.sandbox import bwrap_check  # noqa: E402
+from autograder.execution.run import execute_submission  # noqa: E402
+from autograder.execution.limits import DEFAULT_LIMITS  # noqa: E402
+from autograder.execution.probe_inputs import draw_probe_inputs  # noqa: E402
+from autograder.lab.profiles import PROFILES, get_profile  # noqa: E402
+from autograder.execution.sandbox import bwrap_check  # noqa: E402
 
-SOLUTION = ROOT / "autograder" / "demo_class" / "Assignment1 Ada Lovelace.ipynb"
+SOLUTION = ROOT / "autograder" / "lab" / "demo_class" / "Assignment1 Ada Lovelace.ipynb"
 PUBLIC_TESTS = ROOT / "student_template" / "tests"
 DATA_DIR = ROOT / "data_cache"
 RESULTS = ROOT / "bench" / "results" / "sandbox_cost.json"

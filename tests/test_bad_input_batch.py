@@ -18,15 +18,15 @@ import nbformat
 import pytest
 
 from autograder.discover import discover
-from autograder.limits import GiB, MiB, Limits
+from autograder.execution.limits import GiB, MiB, Limits
 from autograder.pipeline import GRADEBOOK, GradeSettings, grade_class
-from autograder.profiles import TINY
-from autograder.rubric import load_rubric
-from autograder.sandbox import SANDBOX_UID_RANGE
+from autograder.lab.profiles import TINY
+from autograder.scoring import load_rubric
+from autograder.execution.sandbox import SANDBOX_UID_RANGE
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
-SOLUTION = ROOT / "autograder" / "demo_class" / "Assignment1 Ada Lovelace.ipynb"
+SOLUTION = ROOT / "autograder" / "lab" / "demo_class" / "Assignment1 Ada Lovelace.ipynb"
 RUBRIC = ROOT / "autograder" / "rubric.yaml"
 UNICODE_NAME = "Assignment1 Zoë O'Brien \"Ünïcode\".ipynb"
 # Short limits: the infinite loop costs one cell timeout; the solution's slowest cell (imports) takes ~8 s on a busy

@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.limits import Limits
+from autograder.execution.limits import Limits
 from autograder.pipeline import GradeSettings, grade_class
-from autograder.profiles import TINY
+from autograder.lab.profiles import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"

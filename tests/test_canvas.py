@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import canvas
+from autograder.reports import canvas
 from autograder.discover import discover
-from autograder.rubric import load_rubric
+from autograder.scoring import load_rubric
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -481,7 +481,7 @@ def test_reconstruction_sweep_uses_the_notebooks_sweep_dims():
 # --- against the real probe-input generator, many draws ----------------------------------------------------------
 
 def test_correct_answers_and_mistakes_are_recognised_on_grader_drawn_inputs():
-    probe_inputs = pytest.importorskip("autograder.probe_inputs")
+    probe_inputs = pytest.importorskip("autograder.execution.probe_inputs")
     for seed in range(8):
         inputs = probe_inputs.draw_probe_inputs(seed)
         correct = artefacts(kl=kl_answer(KL_VARIANTS["correct"], inputs), loss=loss_answer(inputs),

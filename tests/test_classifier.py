@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import classifier
+from autograder.lab import classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data_cache"
@@ -120,7 +120,7 @@ def test_weights_are_loaded_without_unpickling_code(trained, tmp_path):
 
 
 def test_import_has_no_side_effects(tmp_path):
-    code = ("import sys, autograder.classifier, autograder.image_checks, autograder.checks; "
+    code = ("import sys, autograder.lab.classifier, autograder.checks.image_quality, autograder.checks; "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import data
+from autograder.lab import data
 
 ROOT = Path(__file__).resolve().parents[1] / "data_cache"
 

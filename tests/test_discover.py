@@ -3,7 +3,8 @@ import zipfile
 
 import pytest
 
-from autograder.discover import discover, safe_id, student_name
+from autograder.discover import discover
+from autograder.discover.names import safe_id, student_name
 
 
 def test_student_names_from_seed_and_canvas_exports():

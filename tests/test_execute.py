@@ -11,10 +11,10 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder.execute import STATUSES, ExecutionResult, execute_submission
-from autograder.limits import GiB, Limits
-from autograder.probe_inputs import draw_probe_inputs
-from autograder.sandbox import bwrap_check
+from autograder.execution.run import STATUSES, ExecutionResult, execute_submission
+from autograder.execution.limits import GiB, Limits
+from autograder.execution.probe_inputs import draw_probe_inputs
+from autograder.execution.sandbox import bwrap_check
 
 NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
 FAST_LIMITS = Limits(cell_timeout_s=5, notebook_timeout_s=40, probe_timeout_s=15, probe_reserve_s=15,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder import demo
-from autograder.limits import Limits
+from autograder.lab import demo
+from autograder.execution.limits import Limits
 from autograder.pipeline import ROW_FILE, GradeSettings, grade_class
-from autograder.profiles import TINY
-from autograder.rubric import load_rubric
+from autograder.lab.profiles import TINY
+from autograder.scoring import load_rubric
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "autograder" / "rubric.yaml"
@@ -102,7 +102,8 @@ def test_statuses_and_archive_penalty(graded):
 
 def test_results_json_is_gradescope_format_without_check_code(graded):
     out_dir, rows = graded
-    checks_source = (ROOT / "autograder" / "checks.py").read_text().splitlines()
+    checks_source = [line for path in sorted((ROOT / "autograder" / "checks").glob("*.py"))
+                     for line in path.read_text().splitlines()]
     telling_lines = [line.strip() for line in checks_source if line.strip().startswith(("def ", "return "))]
     for submission in rows:
         text = (out_dir / submission / "results.json").read_text()
@@ -129,4 +130,4 @@ def test_demo_class_is_fresh(tmp_path):
     assert sorted(p.name for p in rebuilt.iterdir()) == committed
     for name in committed:
         assert (rebuilt / name).read_bytes() == (demo.DEMO_DIR / name).read_bytes(), (
-            f"autograder/demo_class/{name} is stale: run `python -m autograder.demo`")
+            f"autograder/lab/demo_class/{name} is stale: run `python -m autograder.lab.demo`")

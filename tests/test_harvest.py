@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from nbformat import v4
 
-from autograder import kernel_side
-from autograder.execute import build_graded_notebook, find_parameters_cell, load_submission
-from autograder.harvest import GradedLayout, cell_errors, harvest
-from autograder.kernel_side import FIGURES_MIME, PROBE_MIME, PROBES, plain, probe_answer
-from autograder.probe_inputs import draw_probe_inputs, inputs_for_probe
+from autograder.execution.kernel import recorder as kernel_side
+from autograder.execution.run import build_graded_notebook, find_parameters_cell, load_submission
+from autograder.execution.harvest import GradedLayout, cell_errors, harvest
+from autograder.execution.kernel.recorder import FIGURES_MIME, PROBE_MIME, PROBES, plain, probe_answer
+from autograder.execution.probe_inputs import draw_probe_inputs, inputs_for_probe
 
 
 class AlwaysEqual:

@@ -10,10 +10,13 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from autograder import classifier, data, image_checks as ic, kernel_side, report
+from autograder.checks import image_quality as ic
+from autograder.execution.kernel import recorder as kernel_side
+from autograder.lab import classifier, data
+from autograder.reports import feedback as report
 from autograder.checks import CHECK_DEFAULTS, CHECKS
-from autograder.profiles import GRADING, TINY
-from autograder.rubric import ItemScore, load_rubric, score
+from autograder.lab.profiles import GRADING, TINY
+from autograder.scoring import ItemScore, load_rubric, score
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data_cache"
@@ -353,7 +356,7 @@ def test_decoder_probe_returns_plain_pixels_of_the_students_decoder():
             super().__init__()
             self.decoder = Decoder()
 
-    from autograder.probe_inputs import draw_probe_inputs, inputs_for_probe
+    from autograder.execution.probe_inputs import draw_probe_inputs, inputs_for_probe
 
     points = inputs_for_probe(draw_probe_inputs(7), "vae_decode")
     answer = kernel_side.probe_answer("vae_decode", points, {"vae": VAE()})
@@ -374,7 +377,7 @@ def test_decoder_probe_returns_plain_pixels_of_the_students_decoder():
 
 
 def test_grader_draws_the_decoder_probe_points():
-    from autograder.probe_inputs import draw_probe_inputs
+    from autograder.execution.probe_inputs import draw_probe_inputs
 
     first, again, other = (draw_probe_inputs(s)["vae_decode"] for s in (1, 1, 2))
     assert first == again and first != other

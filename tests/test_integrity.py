@@ -18,13 +18,14 @@ import numpy as np
 import pytest
 from nbformat import v4
 
-from autograder import integrity, kernel_guard, kernel_side
-from autograder.execute import build_graded_notebook
-from autograder.harvest import harvest, integrity_findings
-from autograder.limits import GiB, Limits
+from autograder.execution import integrity
+from autograder.execution.kernel import guard as kernel_guard, recorder as kernel_side
+from autograder.execution.run import build_graded_notebook
+from autograder.execution.harvest import harvest, integrity_findings
+from autograder.execution.limits import GiB, Limits
 from autograder.pipeline import GradeSettings, grade_class
-from autograder.probe_inputs import draw_probe_inputs, inputs_for_probe
-from autograder.profiles import TINY
+from autograder.execution.probe_inputs import draw_probe_inputs, inputs_for_probe
+from autograder.lab.profiles import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
@@ -58,7 +59,7 @@ def graded(tmp_path_factory):
         shutil.copyfile(FIXTURES / f"{name}.ipynb", submissions / f"{name}.ipynb")
     result_targets = [str(out_dir / name / file) for name in (BASELINE, "writes_fake_results")
                       for file in ("row.json", "results.json")] + [str(out_dir / "gradebook.csv")]
-    hidden = [str(ROOT / "solution" / "lab.ipynb"), str(ROOT / "autograder" / "checks.py"), str(RUBRIC)]
+    hidden = [str(ROOT / "solution" / "lab.ipynb"), str(ROOT / "autograder" / "checks" / "registry.py"), str(RUBRIC)]
     settings = GradeSettings(out_dir=out_dir, rubric_path=RUBRIC, data_dir=ROOT / "data_cache", sandbox="auto",
                              profile={**TINY, "RESULT_TARGETS": result_targets, "HIDDEN_PATHS": hidden},
                              limits=LIMITS)
@@ -244,7 +245,7 @@ def test_source_scan_flags_each_trick_and_no_honest_notebook():
     assert scanned("import sys\nsys.modules['torch'] = None") == [
         ("the notebook uses interpreter hooks: sys.modules changed (cell 1)", False)]
     honest = [ROOT / "solution" / "lab.ipynb", ROOT / "student_template" / "lab.ipynb",
-              *sorted((ROOT / "autograder" / "demo_class").glob("*.ipynb")), FIXTURES / f"{BASELINE}.ipynb"]
+              *sorted((ROOT / "autograder" / "lab" / "demo_class").glob("*.ipynb")), FIXTURES / f"{BASELINE}.ipynb"]
     for path in honest:
         assert integrity.scan_notebook(nbformat.read(path, as_version=4)) == [], path
 

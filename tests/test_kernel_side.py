@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parent.parent
 # A fresh interpreter: colorsys stands for torch, a module the notebook imports later (or never).
 ON_IMPORT = """
 import sys
-from autograder import kernel_side
+from autograder.execution.kernel import recorder as kernel_side
 assert "colorsys" not in sys.modules
 calls = []
 kernel_side.call_when_imported("colorsys", lambda module: calls.append(("seed", module.__name__)))

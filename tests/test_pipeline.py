@@ -8,7 +8,8 @@ REPO = Path(__file__).resolve().parent.parent
 # In a fresh interpreter, so that nothing imported by other tests hides what warm_up itself loads.
 WARM_UP = """
 import sys
-from autograder import classifier, pipeline
+from autograder import pipeline
+from autograder.lab import classifier
 assert "torch" not in sys.modules and "sklearn" not in sys.modules
 failed = pipeline.warm_up()
 print(failed, sorted(classifier._shared), all(name in sys.modules for name in pipeline.WARM_UP_MODULES))
@@ -22,7 +23,8 @@ def test_warm_up_loads_the_classifier_and_the_checks_libraries():
 
 
 def test_warm_up_never_raises_and_never_trains(tmp_path, monkeypatch):
-    from autograder import classifier, pipeline
+    from autograder import pipeline
+    from autograder.lab import classifier
 
     monkeypatch.setattr(classifier, "classifier_dir", lambda *args: tmp_path / "no_classifier_here")
     monkeypatch.setattr(classifier, "train", lambda *args, **kwargs: (_ for _ in ()).throw(AssertionError("trained")))
@@ -56,8 +58,9 @@ def test_a_fast_submission_is_scored_only_after_the_warm_up(tmp_path, monkeypatc
 
     import nbformat
 
-    from autograder import pipeline, profiles, rubric
-    from autograder.limits import Limits
+    from autograder import pipeline, scoring as rubric
+    from autograder.lab import profiles
+    from autograder.execution.limits import Limits
 
     events = []
 

@@ -9,8 +9,9 @@ import zlib
 
 import pytest
 
-from autograder import checks, report
-from autograder.rubric import DEFAULT_RUBRIC, ItemScore, load_rubric
+from autograder.checks import registry as checks
+from autograder.reports import feedback as report
+from autograder.scoring import DEFAULT_RUBRIC, ItemScore, load_rubric
 
 XSS = "<script>alert('pwned')</script>"
 

@@ -10,12 +10,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import execute, pipeline, review
-from autograder.execute import ExecutionResult
-from autograder.limits import Limits
+from autograder import pipeline
+from autograder.execution import run as execute
+from autograder.reports import review
+from autograder.execution.run import ExecutionResult
+from autograder.execution.limits import Limits
 from autograder.pipeline import ROW_FILE, GradeSettings, grade_class
-from autograder.profiles import TINY
-from autograder.rubric import load_rubric
+from autograder.lab.profiles import TINY
+from autograder.scoring import load_rubric
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "autograder" / "rubric.yaml"
@@ -86,7 +88,7 @@ def test_filled_template_answers_and_untouched_template_blanks(questions, rubric
 
 def test_otter_autograder_notebook_skips_the_placeholder(questions):
     """The demo's solution (otter's autograder notebook) keeps the placeholder cell and adds the model answer."""
-    answers = review.extract_answers((ROOT / "autograder/demo_class/Assignment1 Ada Lovelace.ipynb").read_bytes(),
+    answers = review.extract_answers((ROOT / "autograder/lab/demo_class/Assignment1 Ada Lovelace.ipynb").read_bytes(),
                                      questions)
     assert all(a.state == "answered" and a.text.startswith("_Model answer._") for a in answers.values())
     assert not any(review.PLACEHOLDER in a.text for a in answers.values())

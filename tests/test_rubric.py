@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from autograder.checks import CHECKS
-from autograder.rubric import (DEFAULT_RUBRIC, RubricError, apply_penalties, load_rubric, parse_rubric,
+from autograder.scoring import (DEFAULT_RUBRIC, RubricError, apply_penalties, load_rubric, parse_rubric,
                                penalty_notes, score)
 from test_checks import FALLING, INPUTS, KL_VARIANTS, artefacts, axes, figure, histories, kl_answer, line
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import sandbox
-from autograder.execute import execute_submission
-from autograder.limits import GiB, Limits
-from autograder.probe_inputs import draw_probe_inputs
+from autograder.execution import sandbox
+from autograder.execution.run import execute_submission
+from autograder.execution.limits import GiB, Limits
+from autograder.execution.probe_inputs import draw_probe_inputs
 
 NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -151,8 +151,8 @@ def test_mode_none_is_described_loudly():
 
 
 def test_hard_wall_limit_kills_the_whole_run_and_reports_a_timeout(tmp_path):
-    from autograder.execute import _interpret, _run
-    from autograder.harvest import GradedLayout
+    from autograder.execution.run import _interpret, _run
+    from autograder.execution.harvest import GradedLayout
     seconds = f"300.{uuid.uuid4().int % 10**9}"
     limits = LIMITS.replace(notebook_timeout_s=0.5, startup_grace_s=0.5, interrupt_grace_s=0.25)
     token = uuid.uuid4().hex
@@ -165,8 +165,8 @@ def test_hard_wall_limit_kills_the_whole_run_and_reports_a_timeout(tmp_path):
 
 
 def test_oversized_result_is_output_limit(tmp_path):
-    from autograder.execute import _interpret, _run
-    from autograder.harvest import GradedLayout
+    from autograder.execution.run import _interpret, _run
+    from autograder.execution.harvest import GradedLayout
     limits = LIMITS.replace(max_result_bytes=100_000)
     run_ = _run(["python3", "-c", "print('x' * 300_000)"], {"PATH": os.environ["PATH"]}, limits, "t")
     assert run_.overflow

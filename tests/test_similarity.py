@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat import v4
 
-from autograder import similarity
+from autograder.reports import similarity
 from autograder.discover import discover
 
 ROOT = Path(__file__).resolve().parents[1]

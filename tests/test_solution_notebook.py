@@ -1,4 +1,4 @@
-"""The reference solution, executed at the TINY profile through autograder.solution_run, meets docs/contract.md."""
+"""The reference solution, executed at the TINY profile through autograder.lab.solution_run, meets docs/contract.md."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import profiles, solution_run
+from autograder.lab import profiles, solution_run
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import pipeline, similarity, summary
-from autograder.rubric import parse_rubric
+from autograder import pipeline
+from autograder.reports import similarity, summary
+from autograder.scoring import parse_rubric
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -137,8 +138,8 @@ def test_a_failing_report_is_logged_and_the_other_still_written(tmp_path, monkey
 
 def test_grade_class_writes_both_pages_after_the_gradebook(tmp_path, monkeypatch):
     """grade_class writes both pages, and calls them with its rows once gradebook.csv is on disk."""
-    from autograder.limits import Limits
-    from autograder.profiles import TINY
+    from autograder.execution.limits import Limits
+    from autograder.lab.profiles import TINY
 
     submissions = tmp_path / "subs"
     submissions.mkdir()

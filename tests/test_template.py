@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import template
+from autograder.lab import template
 
 REPO = Path(__file__).resolve().parent.parent
 MASTER = REPO / "solution" / "lab.ipynb"

@@ -1,7 +1,7 @@
 """Runs one submitted notebook, sandboxed, and returns what happened as a value (never raises for a bad submission).
 
 Stages: read and validate the notebook -> build the graded notebook (setup cell, the student's cells with the
-overrides cell after the parameters cell, one probe cell per probe) -> run the runner (execute_child.py) inside
+overrides cell after the parameters cell, one probe cell per probe) -> run the runner (runner.py) inside
 the sandbox under resource limits, with a hard wall-clock limit enforced from here -> read back ONLY the executed
 notebook as JSON -> harvest the artefacts and cell errors -> decide the status.
 
@@ -54,13 +54,14 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import integrity, kernel_guard, kernel_side
-from autograder.data import atomic_write_bytes
-from autograder import sandbox as sandbox_module
-from autograder.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest, integrity_findings
-from autograder.kernel_side import PROBE_MIME, PROBES
-from autograder.limits import GiB, MiB, Limits
-from autograder.probe_inputs import inputs_for_probe
+from autograder.execution import integrity
+from autograder.execution.kernel import guard as kernel_guard, recorder as kernel_side
+from autograder.lab.data import atomic_write_bytes
+from autograder.execution import sandbox as sandbox_module
+from autograder.execution.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest, integrity_findings
+from autograder.execution.kernel.recorder import PROBE_MIME, PROBES
+from autograder.execution.limits import GiB, MiB, Limits
+from autograder.execution.probe_inputs import inputs_for_probe
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ STATUSES = ("ok", "cell_error", "timeout", "kernel_died", "invalid", "output_lim
 PARAMETER_NAMES = ("SEED", "DATA_DIR", "DEVICE", "N_TRAIN", "N_TEST", "BATCH_SIZE", "AE_RUNS", "AE_EPOCHS",
                    "SWEEP_DIMS", "SWEEP_EPOCHS", "SWEEP_TRAIN", "VAE_EPOCHS", "GAUSSIAN_VAE_EPOCHS", "SCATTER_SIZE")
 EXECUTED_NAME = "executed.ipynb"
-RUNNER_SCRIPT = Path(__file__).with_name("execute_child.py")
+RUNNER_SCRIPT = Path(__file__).with_name(sandbox_module.RUNNER_NAME)
 STDERR_TAIL_BYTES = 20_000
 DISK_POLL_S = 0.2  # shortest interval between two scans of the workdir's disk use
 MEMORY_ERROR_MARKERS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "DefaultCPUAllocator")
@@ -329,7 +330,7 @@ def execute_submission(notebook_path, workdir, *, overrides: dict, probe_inputs:
                        sandbox: str = "auto") -> ExecutionResult:
     """Run one submission; see the module docstring for the statuses. `overrides` are assigned after the
     parameters cell, plus DATA_DIR (where the sandbox shows `data_dir`, read-only) and DEVICE = "cpu" (CUDA is
-    hidden from the kernel). `probe_inputs`: autograder.probe_inputs.draw_probe_inputs(seed). `sandbox`: "auto",
+    hidden from the kernel). `probe_inputs`: autograder.execution.probe_inputs.draw_probe_inputs(seed). `sandbox`: "auto",
     "bwrap" (RuntimeError if unusable: a grader setup problem) or "none".
     The executed notebook is written to workdir/executed.ipynb."""
     started = time.monotonic()
@@ -354,7 +355,7 @@ def execute_submission(notebook_path, workdir, *, overrides: dict, probe_inputs:
                                                token=token)
         env = runner_env(paths, token, limits)
         _prepare_runner_dir(runner_dir, graded, _runner_config(paths, layout, limits, env), mode)
-        argv = [paths.python, "-I", f"{paths.runner_dir}/execute_child.py", f"{paths.runner_dir}/config.json"]
+        argv = [paths.python, "-I", f"{paths.runner_dir}/{RUNNER_SCRIPT.name}", f"{paths.runner_dir}/config.json"]
         cmd, description = sandbox_module.build_command(argv, workdir=workdir, data_dir=data_dir, venv=_venv(),
                                                         mode=mode, limits=limits, runner_dir=runner_dir, uid=uid)
         if mode == "none":
@@ -392,7 +393,7 @@ def _venv() -> Path:
 
 
 def _prepare_runner_dir(runner_dir: Path, graded, config: dict, mode: str) -> None:
-    shutil.copy(RUNNER_SCRIPT, runner_dir / "execute_child.py")
+    shutil.copy(RUNNER_SCRIPT, runner_dir / RUNNER_SCRIPT.name)
     nbformat.write(graded, runner_dir / "graded.ipynb")
     (runner_dir / "config.json").write_text(json.dumps(config))
     if mode == "none":

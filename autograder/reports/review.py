@@ -56,9 +56,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from autograder import STUDENT_TEMPLATE
+
 log = logging.getLogger("autograder")
 
-TEMPLATE_NOTEBOOK = Path(__file__).resolve().parents[1] / "student_template" / "lab.ipynb"
+TEMPLATE_NOTEBOOK = STUDENT_TEMPLATE / "lab.ipynb"
 REVIEW_DIR = "review"
 SHEET_CSV = "written_answers.csv"
 SHEET_HTML = "written_answers.html"
@@ -433,7 +435,7 @@ def load_scores(out_dir: Path, rubric) -> Sheet:
 
 def manual_item_scores(rubric, submission_id: str, scores: dict) -> list:
     """One ItemScore per written-answer item: the TA's score, or 0 and "awaiting review" (before penalties)."""
-    from autograder.rubric import ItemScore
+    from autograder.scoring import ItemScore
 
     result = []
     for item in rubric.manual_items:
@@ -462,7 +464,7 @@ def write_review_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str,
                        questions: QuestionSet | None = None, extra_problems: Iterable[str] = ()) -> dict:
     """Write OUT/review/written_answers.{csv,html} for `students` = (submission id, display name, {item id:
     Answer}), carrying over every score and comment of the existing CSV. Returns counts for the caller's summary."""
-    from autograder.report import _cell, _number, atomic_write, atomic_write_text
+    from autograder.reports.feedback import _cell, _number, atomic_write, atomic_write_text
 
     questions = questions or load_questions(rubric)
     csv_path = sheet_path(out_dir)
@@ -528,7 +530,7 @@ def write_review_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str,
 
 
 def _render_html(rubric, sections, problems, kept, csv_path, changed) -> str:
-    from autograder.report import _environment
+    from autograder.reports.feedback import _environment
 
     return _environment().get_template("written_answers.html.j2").render(
         title=f"Written answers: {rubric.title}", sections=sections, problems=problems, kept=kept,

@@ -23,7 +23,7 @@ are dropped; a line of code is roughly 5 to 15 of them, `optimizer.zero_grad()` 
   shared code is shown for those 25 (a class that copied wholesale would otherwise make a page of many megabytes).
 
 A flag is a reason to read both notebooks, not a verdict. `grade_class` writes `OUT/similarity.html` after the
-gradebook; `python -m autograder.similarity SUBMISSIONS OUT/similarity.html` runs it alone.
+gradebook; `python -m autograder.reports.similarity SUBMISSIONS OUT/similarity.html` runs it alone.
 """
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder import STUDENT_TEMPLATE
+
 log = logging.getLogger("autograder")
 
-TEMPLATE_NOTEBOOK = Path(__file__).resolve().parents[1] / "student_template" / "lab.ipynb"
+TEMPLATE_NOTEBOOK = STUDENT_TEMPLATE / "lab.ipynb"
 NOISE_THRESHOLD = 25
 GUARANTEE_THRESHOLD = 25
 FLAG_SIMILARITY = 0.5
@@ -281,7 +283,7 @@ def build_report(submissions, template_notebook: Path = TEMPLATE_NOTEBOOK,
 def _histogram(similarities: list[float], flag_similarity: float) -> str | None:
     if not similarities:
         return None
-    from autograder.summary import new_figure, png_data_uri
+    from autograder.reports.summary import new_figure, png_data_uri
 
     figure, ax = new_figure(6.4, 2.8)
     ax.hist(np.asarray(similarities) * 100, bins=np.linspace(0, 100, 21), color="#4c72b0", edgecolor="white")
@@ -296,7 +298,7 @@ def _histogram(similarities: list[float], flag_similarity: float) -> str | None:
 def render_similarity_html(report: SimilarityReport, feedback_root: Path | None = None) -> str:
     """The report as self-contained HTML (inline CSS, the histogram as a data: URI, everything escaped by jinja2).
     Student names link to `<submission>/feedback.html` where that file exists under `feedback_root`."""
-    from autograder.report import _environment
+    from autograder.reports.feedback import _environment
 
     names = {s.submission_id: s.display_name for s in report.students}
 
@@ -318,7 +320,7 @@ def render_similarity_html(report: SimilarityReport, feedback_root: Path | None 
 def write_similarity_report(submissions, out_path: str | Path, template_notebook: Path = TEMPLATE_NOTEBOOK,
                             thresholds: Thresholds = Thresholds()) -> SimilarityReport:
     """Compare the submissions and write the HTML report atomically to `out_path` (e.g. OUT/similarity.html)."""
-    from autograder.report import atomic_write_text
+    from autograder.reports.feedback import atomic_write_text
 
     out_path = Path(out_path)
     report = build_report(submissions, template_notebook, thresholds)

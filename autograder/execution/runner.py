@@ -1,6 +1,6 @@
 """Runner that executes the graded notebook inside the sandbox; a standalone script (copied alone into the sandbox).
 
-Usage: python -I execute_child.py CONFIG_JSON
+Usage: python -I runner.py CONFIG_JSON
 
 It executes the notebook cell by cell with nbclient (errors allowed, so later cells still run), enforces the
 per-cell timeout (interrupt, then kill the kernel if the cell ignores the interrupt) and the notebook deadline

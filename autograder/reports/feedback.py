@@ -25,7 +25,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from autograder.data import atomic_write_bytes
+from autograder.lab.data import atomic_write_bytes
 
 STATUSES = {
     "ok": "graded: every cell ran",
@@ -187,7 +187,7 @@ FLAG_NOTES = {
     "integrity_attempt": "The grader found attempts to influence the grading (listed below): they earned nothing "
                          "and are reported to the course staff.",
 }
-INTEGRITY_PREFIX = "integrity: "  # autograder.integrity.FLAG_PREFIX: one flag per finding
+INTEGRITY_PREFIX = "integrity: "  # autograder.execution.integrity.FLAG_PREFIX: one flag per finding
 
 ERROR_HINTS = [
     (("ModuleNotFoundError", "ImportError"), "Only the course environment's packages (torch, torchvision, numpy, "

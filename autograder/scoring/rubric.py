@@ -11,7 +11,7 @@ with partial artefacts (e.g. figures drawn before a timeout) those are graded an
 Written answers (`manual_items`, otter's `manual: true` questions) are scored by a TA in the review sheet
 (autograder/review.py), not by a check: each names the question `heading` the grader finds it by in a submission.
 
-`python -m autograder.rubric [rubric.yaml]` validates a rubric and prints its items and the checks' parameters.
+`python -m autograder.scoring [rubric.yaml]` validates a rubric and prints its items and the checks' parameters.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import yaml
 
 from autograder.checks import CHECK_DEFAULTS, CHECKS, CheckResult
 
-DEFAULT_RUBRIC = Path(__file__).with_name("rubric.yaml")
+DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "rubric.yaml"   # autograder/rubric.yaml: instructors edit it
 VISIBILITIES = ("visible", "hidden", "after_published")
 GRADED_STATUSES = ("ok", "cell_error")
 ITEM_KEYS = {"id", "title", "points", "visibility", "check", "params"}

@@ -10,7 +10,7 @@ Trained here, on `data_cache/` (torchvision's MNIST reading the IDX files); no w
 - Also trained to be unsure on junk (noise, blank and pixel-shuffled images get a uniform target), so its
   confidence says whether an image looks like a digit at all.
 
-`python -m autograder.classifier` (`make classifier`) trains when needed, checks the test accuracy, prints it with
+`python -m autograder.lab.classifier` (`make classifier`) trains when needed, checks the test accuracy, prints it with
 the training time. Importing this module has no side effects (torch is imported inside the functions).
 """
 from __future__ import annotations
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.data import MnistCacheError, atomic_write_bytes, check_cache, file_sha256, stamp_path
+from autograder import DATA_CACHE
+from autograder.lab.data import MnistCacheError, atomic_write_bytes, check_cache, file_sha256, stamp_path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_ROOT = PROJECT_ROOT / "data_cache"
+DEFAULT_DATA_ROOT = DATA_CACHE
 CLASSIFIER_FOLDER = "classifier"
 WEIGHTS_NAME = "mnist_cnn.pt"
 SIDECAR_NAME = "mnist_cnn.json"
@@ -313,7 +313,7 @@ def load(data_root: str | os.PathLike = DEFAULT_DATA_ROOT, out_dir: str | os.Pat
     reason = stale_reason(out_dir, data_root)
     if reason:
         raise ClassifierError(f"the grader's digit classifier in {out_dir} can't be used: {reason}; "
-                              f"run `make classifier` (python -m autograder.classifier)")
+                              f"run `make classifier` (python -m autograder.lab.classifier)")
     state = torch.load(out_dir / WEIGHTS_NAME, map_location="cpu", weights_only=True)
     model = build_model()
     model.load_state_dict(state)

@@ -1,4 +1,4 @@
-"""Generate the student notebook from the otter-assign master: `python -m autograder.template` (`make template`).
+"""Generate the student notebook from the otter-assign master: `python -m autograder.lab.template` (`make template`).
 
 Runs `otter assign solution/lab.ipynb <tmp>` (the master's ASSIGNMENT CONFIG turns off test runs, PDFs and the
 autograder zip, and keeps the public tests as files in `tests/`), then copies the student view (`lab.ipynb` and
@@ -17,9 +17,10 @@ from pathlib import Path
 
 import nbformat
 
-REPO = Path(__file__).resolve().parent.parent
-MASTER = REPO / "solution" / "lab.ipynb"
-TEMPLATE_DIR = REPO / "student_template"
+from autograder import SOLUTION, STUDENT_TEMPLATE
+
+MASTER = SOLUTION / "lab.ipynb"
+TEMPLATE_DIR = STUDENT_TEMPLATE
 NOTEBOOK_NAME = "lab.ipynb"
 
 SOLUTION_TAG = "otter_assign_solution_cell"

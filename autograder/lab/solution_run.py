@@ -1,6 +1,6 @@
 """Execute the reference solution at a work profile and collect its numbers and figures.
 
-    python -m autograder.solution_run --profile full|grading|tiny --out DIR      (`make solution`: full)
+    python -m autograder.lab.solution_run --profile full|grading|tiny --out DIR      (`make solution`: full)
 
 Papermill-style: the profile's knobs are assigned in a cell inserted right after the notebook's `parameters` cell
 (with DATA_DIR pointing at this repo's data_cache). The master `solution/lab.ipynb` is executed with nbclient in a
@@ -30,17 +30,16 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from autograder.profiles import get_profile
+from autograder import DATA_CACHE, SOLUTION
+from autograder.lab.profiles import get_profile
 
-REPO = Path(__file__).resolve().parent.parent
-MASTER = REPO / "solution" / "lab.ipynb"
-DATA_CACHE = REPO / "data_cache"
+MASTER = SOLUTION / "lab.ipynb"
 METRICS_MARKER = "LAB_SOLUTION_JSON "
 
 # Records every figure (before plt.show or the inline backend closes it) as plain JSON-able dicts. Registered before
 # matplotlib.pyplot is imported, so that it runs before the inline backend's own post_execute flush.
 FIGURE_RECORDER = r'''
-# Injected by autograder.solution_run: describes every matplotlib figure before it is shown.
+# Injected by autograder.lab.solution_run: describes every matplotlib figure before it is shown.
 def _lab_install_figure_recorder():
     import sys
     import IPython
@@ -106,7 +105,7 @@ _lab_figure_facts = _lab_install_figure_recorder()
 '''
 
 RESULTS_CELL = r'''
-# Injected by autograder.solution_run: the notebook's results as one JSON line.
+# Injected by autograder.lab.solution_run: the notebook's results as one JSON line.
 import json as _lab_json
 import os as _lab_os
 
@@ -144,7 +143,7 @@ def find_parameters_cell(nb: nbformat.NotebookNode) -> int:
 
 def parameters_source(knobs: dict) -> str:
     """One plain assignment per line (repr of each value)."""
-    lines = ["# Parameters injected by autograder.solution_run"]
+    lines = ["# Parameters injected by autograder.lab.solution_run"]
     lines += [f"{name} = {value!r}" for name, value in knobs.items()]
     return "\n".join(lines)
 

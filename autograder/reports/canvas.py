@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from autograder.discover import CANVAS_NAME
+from autograder.discover.names import CANVAS_NAME
 
 log = logging.getLogger("autograder")
 
@@ -122,7 +122,7 @@ def write_canvas_gradebook(path: Path, rows: Iterable[dict], submissions: Iterab
                            assignment: str | None = None, roster: Path | None = None) -> Path:
     """Write the Canvas import CSV for the gradebook `rows` (dicts with submission, display_name, status, score,
     max_score); `submissions` are the discovered Submissions (for Canvas ids in their file names)."""
-    from autograder.report import _cell, atomic_write
+    from autograder.reports.feedback import _cell, atomic_write
 
     rows = sorted(rows, key=lambda r: str(r.get("submission", "")).lower())
     by_id = {s.submission_id: s for s in submissions}

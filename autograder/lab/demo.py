@@ -1,4 +1,4 @@
-"""The bundled demo class: `python -m autograder.demo` writes `autograder/demo_class/`.
+"""The bundled demo class: `python -m autograder.lab.demo` writes `autograder/demo_class/`.
 
 Built from the master notebook (through otter assign, so the submissions look like a filled-in template) and the
 student template, with the mistakes this lab is known for, one per student. Each mistake is a text edit of the
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.template import MASTER, NOTEBOOK_NAME, TEMPLATE_DIR, normalise_notebook, run_otter_assign
+from autograder.lab.template import MASTER, NOTEBOOK_NAME, TEMPLATE_DIR, normalise_notebook, run_otter_assign
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_class"
 

@@ -5,26 +5,24 @@ A submission is one of
 - a folder `NAME/` holding the student's files (exactly one notebook, optionally the PDF),
 - an archive `NAME.zip` (graded, with the rubric's archive penalty: seed 000 asks for no archives).
 Student ids come from the names: seed 003's `Assignment1 FirstName LastName.ipynb` gives `FirstName LastName`,
-Canvas exports (`lastfirst_LATE_123_456_original name.ipynb`) give the Canvas login. Ids are made safe for file
-names (`submission` column, `OUT/<submission>/`) and unique; the original name is kept for display.
+Canvas exports (`lastfirst_LATE_123_456_original name.ipynb`) give the Canvas login (autograder/discover/names.py).
+Ids are made safe for file names (`submission` column, `OUT/<submission>/`) and unique; the original name is kept
+for display.
 """
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from autograder.discover.names import safe_id, student_name
 
 NOTEBOOK_SUFFIX = ".ipynb"
 REPORT_SUFFIX = ".pdf"
 ARCHIVE_SUFFIXES = (".zip",)
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024  # a lab notebook with every figure is a few MB
 
-# Canvas's "Download Submissions" names: <name>[_LATE]_<Canvas user id>_<attachment id>_<original name>
-CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)(?:_LATE)?_(?P<user_id>\d+)_(?P<attachment_id>\d+)_(?P<original>.+)$")
-ASSIGNMENT_PREFIX = re.compile(r"^assignment\s*\d*[\s_-]+", re.IGNORECASE)
 IGNORED_NAMES = {".DS_Store", "__MACOSX", ".ipynb_checkpoints", "Thumbs.db"}
 
 
@@ -60,22 +58,6 @@ class Submission:
         digest.update(repr(sorted(self.flags)).encode())
         digest.update((self.problem or "").encode())
         return digest.hexdigest()
-
-
-def student_name(stem: str) -> str:
-    """`lastfirst_LATE_1_2_Assignment1 Ada Lovelace` -> `lastfirst`; `Assignment1 Ada Lovelace` -> `Ada Lovelace`."""
-    canvas = CANVAS_NAME.match(stem)
-    if canvas:
-        return canvas.group("login")
-    name = ASSIGNMENT_PREFIX.sub("", stem).strip()
-    return name or stem
-
-
-def safe_id(name: str) -> str:
-    """ASCII letters, digits, '-', '_' and '.' only, never empty, never starting with a dot."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._") or "submission"
-    return cleaned[:80]
 
 
 def _is_ignored(path: Path) -> bool:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks import (DIGIT_SIDE, OTHER_MODEL_WORDS, VAE_WORDS, CheckResult, _axes, _cluster, _figure_text,
+from autograder.checks.registry import (DIGIT_SIDE, OTHER_MODEL_WORDS, VAE_WORDS, CheckResult, _axes, _cluster, _figure_text,
                                _tiles, check, vae_figures)
 
 DECODE_PROBE = "vae_decode"
@@ -221,8 +221,8 @@ def probe_images(artefacts: dict, key: str) -> tuple[np.ndarray | None, str]:
 
 def classify(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(predicted digit, confidence = max softmax, probabilities) for images (n, 28, 28) in [0, 1]."""
-    from autograder import classifier
-    from autograder.data import MnistCacheError
+    from autograder.lab import classifier
+    from autograder.lab.data import MnistCacheError
 
     try:
         model = classifier.shared()
@@ -269,7 +269,7 @@ def _short_saw(label: int, confidence: float, sure: float) -> str:
 
 def profile_name(profile) -> str | None:
     """The name of the work profile (autograder/profiles.py) the grader ran, from its knobs; None if unnamed."""
-    from autograder.profiles import KNOBS, PROFILES
+    from autograder.lab.profiles import KNOBS, PROFILES
 
     if not isinstance(profile, dict) or not profile:
         return None

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from autograder.kernel_guard import GUARD_MIME
-from autograder.kernel_side import FIGURES_MIME, PROBE_MIME, PROBES
+from autograder.execution.kernel.guard import GUARD_MIME
+from autograder.execution.kernel.recorder import FIGURES_MIME, PROBE_MIME, PROBES
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 TRACEBACK_LINES = 12

@@ -10,7 +10,7 @@ score, max_score, items {item id: points}, and where known display_name, flags, 
 "Full points" on an item accounts for the rubric's penalties on the row's flags (an archive submission with every
 check right has full points). Written answers (the rubric's `manual_items`) that the TA has not scored yet (in the
 row's `awaiting_review`, or without a value) are counted as awaiting review, not as failed; an item's pass rate is
-the share with full points among the graded submissions scored on it. `python -m autograder.summary OUT` rebuilds
+the share with full points among the graded submissions scored on it. `python -m autograder.reports.summary OUT` rebuilds
 the page from the row.json files.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ STATUS_COLOURS = {"ok": "#2da44e", "cell_error": "#d4a72c", "timeout": "#cf222e"
                   "invalid": "#6e7781", "output_limit": "#bc4c00", "error": "#1f2328"}
 
 
-# --- plotting helpers (also used by autograder.similarity) -------------------------------------------------------
+# --- plotting helpers (also used by autograder.reports.similarity) -------------------------------------------------------
 
 def new_figure(width: float, height: float):
     """A figure on the Agg canvas (no pyplot: no global state, safe outside the main thread) and its one axes."""
@@ -87,8 +87,8 @@ def full_points(item, flags: set[str], rubric) -> float:
 
 def summarise(rows: list[dict], rubric) -> dict:
     """The numbers behind the page: scores, per-item outcomes over graded rows, status counts, slowest rows."""
-    from autograder.report import STATUSES
-    from autograder.rubric import GRADED_STATUSES
+    from autograder.reports.feedback import STATUSES
+    from autograder.scoring import GRADED_STATUSES
 
     rows = [dict(r) for r in rows]
     graded = [r for r in rows if r.get("status") in GRADED_STATUSES]
@@ -197,7 +197,7 @@ def slowest_plot(stats: dict) -> str | None:
 def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, title: str | None = None) -> str:
     """Self-contained HTML; feedback links are relative to `out_dir` and only made for pages that exist there
     (all of them when `out_dir` is None)."""
-    from autograder.report import STATUSES, _environment
+    from autograder.reports.feedback import STATUSES, _environment
 
     stats = summarise(rows, rubric)
 
@@ -224,7 +224,7 @@ def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, t
 
 def write_summary_html(out_path: str | Path, rows: list[dict], rubric, title: str | None = None) -> Path:
     """Write the summary atomically (e.g. OUT/summary.html); links are relative to its folder."""
-    from autograder.report import atomic_write_text
+    from autograder.reports.feedback import atomic_write_text
 
     out_path = Path(out_path)
     return atomic_write_text(out_path, render_summary_html(rows, rubric, out_path.parent, title))
@@ -262,7 +262,7 @@ def rows_from_out_dir(out_dir: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autograder.rubric import DEFAULT_RUBRIC, RubricError, load_rubric
+    from autograder.scoring import DEFAULT_RUBRIC, RubricError, load_rubric
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the grading output folder (holds gradebook.csv)")

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.limits import Limits
+from autograder.execution.limits import Limits
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "ns
              "localtime", "mime.types", "fonts")
 TOP_LEVEL_SYSTEM_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 SANDBOX_UID_RANGE = (200_000, 299_999)
+RUNNER_NAME = "runner.py"      # the runner script (autograder/execution/runner.py), as copied into the sandbox
 
 # Sets the resource limits, then execs the rest of argv. Run by the grader's own Python, outside the sandbox.
 RLIMIT_WRAPPER = (
@@ -252,14 +253,14 @@ def _stat_fields(pid: int) -> list[str]:
 
 
 def _runner_and_ancestors(pids: list[int]) -> set[int]:
-    """The runner (the FIRST process started running execute_child.py, bwrap's own command line aside: nothing the
+    """The runner (the FIRST process started running the runner script, bwrap's own command line aside: nothing the
     submission starts can be older, whatever it calls itself) and its ancestors up to the grader (bwrap)."""
     runners = []
     for pid in pids:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 argv = handle.read().split(b"\0")
-            if os.path.basename(argv[0]) != b"bwrap" and any(arg.endswith(b"execute_child.py") for arg in argv):
+            if os.path.basename(argv[0]) != b"bwrap" and any(arg.endswith(RUNNER_NAME.encode()) for arg in argv):
                 runners.append((int(_stat_fields(pid)[19]), pid))  # field 22: start time
         except (OSError, IndexError, ValueError):
             continue

