@@ -11,14 +11,22 @@ import logging
 import sys
 from pathlib import Path
 
-from autograder import DATA_CACHE, PROJECT_ROOT
+from autograder import DATA_CACHE
+from autograder.execution.limits import Limits
+from autograder.lab.data import MnistCacheError, check_cache
+from autograder.lab.demo import DEMO_DIR
+from autograder.lab.profiles import GRADING
+from autograder.pipeline import GradeSettings, grade_class
+from autograder.results import (CANVAS_GRADEBOOK_CSV, GRADEBOOK_CSV, GRADING_LOG, REVIEW_CSV, REVIEW_DIR, REVIEW_HTML,
+                                Status)
+from autograder.scoring import DEFAULT_RUBRIC
 
 DEFAULTS = {
-    "submissions": PROJECT_ROOT / "autograder" / "lab" / "demo_class",   # the bundled demo class
+    "submissions": DEMO_DIR,                  # the bundled demo class
     "out": Path("grades"),
     "jobs": 2,
     "sandbox": "auto",
-    "rubric": PROJECT_ROOT / "autograder" / "rubric.yaml",
+    "rubric": DEFAULT_RUBRIC,                 # autograder/rubric.yaml
     "data_dir": DATA_CACHE,
     "canvas_assignment": None,   # None: the rubric's title (Canvas imports it as a new assignment)
     "canvas_roster": None,       # None: Canvas ids come from the submissions' file names only
@@ -49,13 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from autograder.lab.data import MnistCacheError, check_cache
-    from autograder.execution.limits import Limits
-    from autograder.pipeline import GradeSettings, grade_class
-    from autograder.lab.profiles import GRADING
-
     args.out.mkdir(parents=True, exist_ok=True)
-    handlers = [logging.FileHandler(args.out / "grading.log", encoding="utf-8")]
+    handlers = [logging.FileHandler(args.out / GRADING_LOG, encoding="utf-8")]
     console = logging.StreamHandler(sys.stderr)    # warnings (e.g. a bad score in the review sheet) reach the user
     console.setLevel(logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -83,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     width = max([len(r.submission) for r in rows] + [10])
     for row in rows:
-        note = "" if row.status == "ok" else f"  {row.reason}"
+        note = "" if row.status == Status.OK else f"  {row.reason}"
         print(f"{row.submission:<{width}}  {row.status:<12} {row.score:6.1f} / {row.max_score:.0f}{note}")
-    print(f"\n{len(rows)} submissions graded: {args.out / 'gradebook.csv'}, feedback in {args.out}/<submission>/")
+    print(f"\n{len(rows)} submissions graded: {args.out / GRADEBOOK_CSV}, feedback in {args.out}/<submission>/")
     awaiting = sum(len(row.awaiting_review) for row in rows)
-    print(f"written answers: {args.out / 'review' / 'written_answers.html'}; score them in "
-          f"{args.out / 'review' / 'written_answers.csv'} ({awaiting} awaiting review, counted 0 until scored)")
-    print(f"Canvas import: {args.out / 'canvas_gradebook.csv'}")
+    print(f"written answers: {args.out / REVIEW_DIR / REVIEW_HTML}; score them in "
+          f"{args.out / REVIEW_DIR / REVIEW_CSV} ({awaiting} awaiting review, counted 0 until scored)")
+    print(f"Canvas import: {args.out / CANVAS_GRADEBOOK_CSV}")
     return 0
 
 

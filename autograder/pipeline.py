@@ -1,22 +1,24 @@
-"""Grade a class: discover -> execute (sandboxed) -> harvest -> checks -> rubric -> reports.
+"""Grade a class: discover -> execute (sandboxed) -> harvest -> checks -> scoring -> reports.
 
 Two stages per submission:
 - `grade_submission`, the expensive one, cached: execution, harvest, the automatic items' scores (penalties
   applied), stored with the cell errors in OUT/<id>/row.json together with its cache key (grader version, the
-  submission's content, the rubric without its `manual_items`, the profile, the sandbox). An unchanged submission is
+  submission's content, the rubric without its `manual_items`, the profile's name and knobs, the sandbox). An unchanged submission is
   not executed again.
 - `finalize_submission`, cheap, every run: adds the written answers' items (the TA's scores from
   OUT/review/written_answers.csv, or 0 and "awaiting review"), then writes results.json and feedback.html. So a TA's
   scores reach the reports on the next run without re-executing anything.
 After the batch: gradebook.csv (one column per rubric item, then per written answer: blank = awaiting review), the
-review sheet OUT/review/written_answers.{html,csv} (autograder/review.py), OUT/canvas_gradebook.csv
-(autograder/canvas.py) and the class reports. A submission that fails anywhere is a row with a status and a reason,
+review sheet OUT/review/written_answers.{html,csv} (autograder/reports/review.py), OUT/canvas_gradebook.csv
+(autograder/reports/canvas.py) and the class reports. The row, the item scores and the names of these files are the
+results model (autograder/results.py); the run's notes reach the row, the feedback page and grading.log, and the
+runner's log reaches grading.log for a submission that was not graded. A submission that fails anywhere is a row with a status and a reason,
 never an exception that stops the batch; every result file is written atomically.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -27,20 +29,30 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from autograder import GRADER_VERSION, STUDENT_TEMPLATE
+import yaml
+
+from autograder import GRADER_VERSION, STUDENT_TEMPLATE, scoring
 from autograder.discover import Submission, discover
+from autograder.execution.limits import Limits
+from autograder.execution.probe_inputs import draw_probe_inputs
+from autograder.execution import run
+from autograder.execution.run import ExecutionResult
+from autograder.lab import classifier
+from autograder.reports import canvas, review, similarity, summary, written_answers
+from autograder.reports.feedback import figures_from_notebook, write_feedback_html
+from autograder.reports.gradebook import write_gradebook_csv
+from autograder.reports.results_json import write_results_json
+from autograder.reports.writing import atomic_write_text
+from autograder.results import (CANVAS_GRADEBOOK_CSV, EXECUTED_NOTEBOOK, FEEDBACK_HTML, GRADEBOOK_CSV, RESULTS_JSON,
+                                ROW_FILE, SECRET_FILE, SIMILARITY_HTML, SUMMARY_HTML, GradeRow, ItemScore, Status,
+                                is_graded)
 
 log = logging.getLogger("autograder")
 
-ROW_FILE = "row.json"                 # the cached automatic row (and its cache key) of one graded submission
-EXECUTED_NOTEBOOK = "executed.ipynb"
-SECRET_FILE = ".probe_secret"         # seeds the probe inputs; never visible to a submission
 PUBLIC_TESTS = STUDENT_TEMPLATE / "tests"
-GRADEBOOK = "gradebook.csv"
-CANVAS_GRADEBOOK = "canvas_gradebook.csv"
 
 
 @dataclass
@@ -49,38 +61,14 @@ class GradeSettings:
     rubric_path: Path
     data_dir: Path
     sandbox: str
-    profile: dict
-    limits: object
+    profile: dict               # the work knobs injected after the parameters cell (autograder/lab/profiles.py)
+    limits: Limits
     force: bool = False
     canvas_assignment: str | None = None    # Canvas column header, e.g. "Lab 3 (123456)"; default: the rubric title
     canvas_roster: Path | None = None       # a Canvas gradebook export, to fill the students' Canvas ids
 
 
-@dataclass
-class GradeRow:
-    submission: str
-    display_name: str
-    status: str
-    reason: str
-    score: float
-    max_score: float
-    items: dict = field(default_factory=dict)     # rubric item id -> points (written answers: only once scored)
-    flags: list = field(default_factory=list)
-    duration_s: float = 0.0
-    sandbox: str = ""
-    cache_key: str = ""
-    item_scores: list = field(default_factory=list)     # ItemScore dicts of the automatic items, for the reports
-    cell_errors: list = field(default_factory=list)     # for feedback.html
-    awaiting_review: list = field(default_factory=list)  # written-answer item ids without a TA score (final row)
-
-
 # --- small helpers -----------------------------------------------------------------------------------------------
-
-def atomic_write_text(path: Path, text: str) -> None:
-    from autograder.reports.feedback import atomic_write_text as write
-
-    write(path, text)
-
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -89,8 +77,6 @@ def file_digest(path: Path) -> str:
 def rubric_digest(path: Path) -> str:
     """What the expensive stage depends on in the rubric: everything but `manual_items` (the written answers are
     scored in the cheap stage, so changing their points re-executes nothing)."""
-    import yaml
-
     data = Path(path).read_bytes()
     try:
         raw = yaml.safe_load(data)
@@ -121,40 +107,18 @@ def cache_key(submission: Submission, settings: GradeSettings) -> str:
 
 def load_cached_row(sub_out: Path, key: str) -> GradeRow | None:
     try:
-        row = GradeRow(**json.loads((sub_out / ROW_FILE).read_text()))
-    except (OSError, ValueError, TypeError):
+        row = GradeRow.from_json((sub_out / ROW_FILE).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return row if row.cache_key == key else None
 
 
-def _plain_json(value):
-    """json.dumps fallback for check details: numpy scalars and arrays as numbers and lists, anything else as text."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
-def figures_from_notebook(executed_notebook: Path | None, max_figures: int = 40) -> list[tuple[str, bytes]]:
-    """(caption, PNG bytes) of every image the student's cells displayed, for the feedback thumbnails."""
-    if not executed_notebook or not Path(executed_notebook).exists():
-        return []
-    try:
-        notebook = json.loads(Path(executed_notebook).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    figures = []
-    for index, cell in enumerate(notebook.get("cells", [])):
-        for output in cell.get("outputs", []) or []:
-            data = output.get("data", {}) if isinstance(output, dict) else {}
-            png = data.get("image/png") if isinstance(data, dict) else None
-            if isinstance(png, str) and len(figures) < max_figures:
-                try:
-                    figures.append((f"cell {index}", base64.b64decode(png)))
-                except ValueError:
-                    continue
-    return figures
+def log_run(submission_id: str, result: ExecutionResult) -> None:
+    """The run's notes, and the runner's log when the submission was not graded, in grading.log."""
+    for note in result.notes:
+        log.info("%s: note: %s", submission_id, note)
+    if not is_graded(result.status) and result.runner_log.strip():
+        log.info("%s: runner log (%s), last lines:\n%s", submission_id, result.status, result.runner_log.rstrip())
 
 
 # --- one submission: the expensive, cached stage -------------------------------------------------------------------
@@ -162,10 +126,6 @@ def figures_from_notebook(executed_notebook: Path | None, max_figures: int = 40)
 def grade_submission(submission: Submission, settings: GradeSettings, rubric, secret: str) -> GradeRow:
     """Execution and the automatic items for one student, cached in OUT/<id>/row.json; a failure at any stage
     becomes this row's status, never an escaped exception. The reports are written by `finalize_submission`."""
-    from autograder.execution.run import ExecutionResult, execute_submission
-    from autograder.execution.probe_inputs import draw_probe_inputs
-    from autograder.scoring import apply_penalties, score
-
     sub_out = settings.out_dir / submission.submission_id
     key = cache_key(submission, settings)
     if not settings.force and (cached := load_cached_row(sub_out, key)):
@@ -178,22 +138,22 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
         workdir = Path(workdir)
         result = None
         if submission.problem:
-            result = ExecutionResult("invalid", submission.problem, sandbox="not run")
+            result = ExecutionResult(Status.INVALID, submission.problem, sandbox="not run")
         else:
             try:
                 notebook_path = workdir / "submission.ipynb"
                 notebook_path.write_bytes(submission.notebook_bytes())
             except Exception as error:  # unreadable file or archive member
-                result = ExecutionResult("invalid", f"the notebook could not be read ({error}): resubmit it",
+                result = ExecutionResult(Status.INVALID, f"the notebook could not be read ({error}): resubmit it",
                                          sandbox="not run")
         if result is None:
             run_dir = workdir / "run"
             run_dir.mkdir()
             # The public self-checks, so that the student's grader.check cells run as they did for them.
             shutil.copytree(PUBLIC_TESTS, run_dir / "tests")
-            result = execute_submission(notebook_path, run_dir, overrides=settings.profile,
-                                        probe_inputs=probe_inputs, data_dir=settings.data_dir,
-                                        limits=settings.limits, sandbox=settings.sandbox)
+            result = run.execute_submission(notebook_path, run_dir, overrides=settings.profile,
+                                            probe_inputs=probe_inputs, data_dir=settings.data_dir,
+                                            limits=settings.limits, sandbox=settings.sandbox)
         executed = sub_out / EXECUTED_NOTEBOOK
         if result.executed_notebook_path and Path(result.executed_notebook_path).exists():
             sub_out.mkdir(parents=True, exist_ok=True)
@@ -201,64 +161,53 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
             os.replace(executed.with_suffix(".tmp"), executed)
         elif executed.exists():     # a stale notebook of an earlier version must not feed this version's feedback
             executed.unlink()
+    log_run(submission.submission_id, result)
 
     # Integrity findings of the run (for the instructor) join the discovery flags: row, penalties, feedback.
     submission = replace(submission, flags=submission.flags | frozenset(result.integrity_flags))
     await_warm_up()
-    item_scores = score(rubric, result.artefacts or {}, probe_inputs, status=result.status, reason=result.reason,
-                        profile=settings.profile)
-    item_scores = apply_penalties(item_scores, set(submission.flags), rubric)
+    item_scores = scoring.score(rubric, result.artefacts or {}, probe_inputs, status=result.status,
+                                reason=result.reason, profile=settings.profile)
+    item_scores = scoring.apply_penalties(item_scores, set(submission.flags), rubric)
     row = GradeRow(submission=submission.submission_id, display_name=submission.display_name, status=result.status,
                    reason=result.reason, score=round(sum(s.points for s in item_scores), 4),
                    max_score=round(sum(s.max_points for s in item_scores), 4),
                    items={s.item_id: s.points for s in item_scores}, flags=sorted(submission.flags),
                    duration_s=round(time.monotonic() - started, 2), sandbox=result.sandbox, cache_key=key,
-                   item_scores=[asdict(s) for s in item_scores], cell_errors=list(result.cell_errors or []))
+                   item_scores=item_scores, cell_errors=list(result.cell_errors or []), notes=list(result.notes))
     # Plain JSON now, so the row a first run returns equals the row a cached run reads back.
-    row = GradeRow(**json.loads(json.dumps(asdict(row), default=_plain_json)))
-    atomic_write_text(sub_out / ROW_FILE, json.dumps(asdict(row), indent=1))
-    return row
+    text = row.to_json()
+    atomic_write_text(sub_out / ROW_FILE, text)
+    return GradeRow.from_json(text)
 
 
 def failed_row(submission: Submission, rubric, error: BaseException) -> GradeRow:
     """A grader bug on one submission: the row says so and the batch goes on."""
     reason = f"the grader failed on this submission ({type(error).__name__}: {error}); tell the course staff"
-    return GradeRow(submission=submission.submission_id, display_name=submission.display_name, status="error",
+    return GradeRow(submission=submission.submission_id, display_name=submission.display_name, status=Status.ERROR,
                     reason=reason, score=0.0, max_score=float(sum(item.points for item in rubric.items)),
-                    items={item.item_id: 0.0 for item in rubric.items}, flags=sorted(submission.flags))
+                    items={item.item_id: 0.0 for item in rubric.items}, flags=sorted(submission.flags),
+                    item_scores=[ItemScore.zero(item, reason, {"status": Status.ERROR}) for item in rubric.items])
 
 
 # --- one submission: the cheap final stage -------------------------------------------------------------------------
-
-def _automatic_scores(row: GradeRow, rubric) -> list:
-    from autograder.scoring import ItemScore
-
-    if row.item_scores:
-        return [ItemScore(**entry) for entry in row.item_scores]
-    message = row.reason or f"the notebook could not be graded (status: {row.status})"   # a failed_row
-    return [ItemScore(item.item_id, item.title, float(row.items.get(item.item_id, 0.0)), item.points,
-                      item.visibility, message, 0.0, item.check, {"status": row.status}) for item in rubric.items]
-
 
 def finalize_submission(row: GradeRow, settings: GradeSettings, rubric, ta_scores: dict) -> GradeRow:
     """The automatic items plus the written answers (the TA's scores, else 0 and "awaiting review"; the rubric's
     penalties apply to them too) -> results.json and feedback.html. Returns the final row (row.json is left as the
     expensive stage wrote it)."""
-    from autograder.reports import feedback as report, review
-    from autograder.scoring import apply_penalties
-
     sub_out = settings.out_dir / row.submission
-    automatic = _automatic_scores(row, rubric)
-    manual = apply_penalties(review.manual_item_scores(rubric, row.submission, ta_scores), set(row.flags), rubric)
-    item_scores = automatic + manual
+    manual = scoring.apply_penalties(review.manual_item_scores(rubric, row.submission, ta_scores), set(row.flags),
+                                     rubric)
+    item_scores = row.item_scores + manual
     executed = sub_out / EXECUTED_NOTEBOOK
-    report.write_results_json(sub_out / "results.json", item_scores, status=row.status, reason=row.reason)
-    report.write_feedback_html(
-        sub_out / "feedback.html", submission_id=row.submission, display_name=row.display_name, status=row.status,
+    write_results_json(sub_out / RESULTS_JSON, item_scores, status=row.status, reason=row.reason)
+    write_feedback_html(
+        sub_out / FEEDBACK_HTML, submission_id=row.submission, display_name=row.display_name, status=row.status,
         reason=row.reason, item_scores=item_scores, cell_errors=row.cell_errors,
         figures_png=figures_from_notebook(executed if executed.exists() else None), sandbox=row.sandbox,
-        flags=row.flags)
-    pending = [s.item_id for s in manual if s.details.get("awaiting_review")]
+        flags=row.flags, notes=row.notes)
+    pending = [s.item_id for s in manual if s.awaiting_review]
     items = dict(row.items) | {s.item_id: s.points for s in manual if s.item_id not in pending}
     return replace(row, score=round(sum(s.points for s in item_scores), 4),
                    max_score=round(sum(s.max_points for s in item_scores), 4), items=items, awaiting_review=pending)
@@ -280,20 +229,9 @@ def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: 
 
 # --- the class ---------------------------------------------------------------------------------------------------
 
-def gradebook_row(row: GradeRow) -> dict:
-    """A row as the gradebook and class reports read it (the per-item details stay in results.json)."""
-    data = asdict(row)
-    data.pop("item_scores", None)
-    data.pop("cell_errors", None)
-    return data
-
-
 def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, progress: bool = True) -> list[GradeRow]:
-    from autograder.reports import feedback as report, review
-    from autograder.scoring import load_rubric
-
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    rubric = load_rubric(settings.rubric_path)
+    rubric = scoring.load_rubric(settings.rubric_path)
     submissions = discover(submissions_dir)
     secret = probe_secret(settings.out_dir)
     ta_sheet = review.load_scores(settings.out_dir, rubric)     # the TA's scores from the last review sheet
@@ -315,15 +253,15 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
                 row = failed_row(submission, rubric, error)
             rows.append(row)
             log.info("%s: %s, %.1f/%.1f in %.1fs%s", row.submission, row.status, row.score, row.max_score,
-                     row.duration_s, f" ({row.reason})" if row.reason and row.status != "ok" else "")
+                     row.duration_s, f" ({row.reason})" if row.reason and row.status != Status.OK else "")
             bar.set_postfix_str(f"{row.submission}: {row.status}", refresh=False)
             bar.update(1)
     bar.close()
     rows.sort(key=lambda r: r.submission.lower())
-    report.write_gradebook_csv(settings.out_dir / GRADEBOOK, [gradebook_row(r) for r in rows], rubric,
-                               manual_items=rubric.manual_items)
+    table = [r.table_row() for r in rows]
+    write_gradebook_csv(settings.out_dir / GRADEBOOK_CSV, table, rubric, manual_items=rubric.manual_items)
     write_review_and_canvas(settings, submissions, rows, rubric)
-    write_class_reports(settings.out_dir, submissions, [gradebook_row(r) for r in rows], rubric)
+    write_class_reports(settings.out_dir, submissions, table, rubric)
     return rows
 
 
@@ -351,10 +289,6 @@ def await_warm_up() -> None:
 def warm_up() -> list[str]:
     """Import the checks' and reports' libraries and load the digit classifier; returns what failed, which the real
     use later reports properly (so nothing here raises)."""
-    import importlib
-
-    from autograder.lab import classifier
-
     failed = []
     try:
         stale = classifier.stale_reason(classifier.classifier_dir(), classifier.DEFAULT_DATA_ROOT)
@@ -376,36 +310,32 @@ def write_review_and_canvas(settings: GradeSettings, submissions: list[Submissio
                             rubric) -> None:
     """OUT/review/written_answers.{html,csv} and OUT/canvas_gradebook.csv; a failure of either is logged and never
     loses the grades written before them."""
-    from autograder.reports import canvas, review
-
     if rubric.manual_items:
         try:
-            questions = review.load_questions(rubric)
-            review.write_review_sheet(settings.out_dir, rubric, review.review_students(submissions, questions),
+            questions = written_answers.load_questions(rubric)
+            review.write_review_sheet(settings.out_dir, rubric, written_answers.review_students(submissions, questions),
                                       questions)
         except Exception:  # a review-sheet bug must not cost the grades
-            log.error("the review sheet could not be written; the grades in %s are unaffected\n%s", GRADEBOOK,
+            log.error("the review sheet could not be written; the grades in %s are unaffected\n%s", GRADEBOOK_CSV,
                       traceback.format_exc())
     try:
-        canvas.write_canvas_gradebook(settings.out_dir / CANVAS_GRADEBOOK, [gradebook_row(r) for r in rows],
+        canvas.write_canvas_gradebook(settings.out_dir / CANVAS_GRADEBOOK_CSV, [r.table_row() for r in rows],
                                       submissions, rubric, assignment=settings.canvas_assignment,
                                       roster=settings.canvas_roster)
     except Exception:
-        log.error("%s could not be written; the grades in %s are unaffected\n%s", CANVAS_GRADEBOOK, GRADEBOOK,
+        log.error("%s could not be written; the grades in %s are unaffected\n%s", CANVAS_GRADEBOOK_CSV, GRADEBOOK_CSV,
                   traceback.format_exc())
 
 
 def write_class_reports(out_dir: Path, submissions: list[Submission], rows: list[dict], rubric) -> None:
     """OUT/similarity.html and OUT/summary.html (the summary links the other); a failure of either is logged and
     never loses the grades written before them."""
-    from autograder.reports import similarity, summary
-
-    for name, write in (("similarity.html", lambda path: similarity.write_similarity_report(submissions, path)),
-                        ("summary.html", lambda path: summary.write_summary_html(path, rows, rubric))):
+    for name, write in ((SIMILARITY_HTML, lambda path: similarity.write_similarity_report(submissions, path)),
+                        (SUMMARY_HTML, lambda path: summary.write_summary_html(path, rows, rubric))):
         try:
             write(out_dir / name)
         except Exception:  # a report bug must not cost the grades
-            log.error("%s could not be written; the grades in gradebook.csv are unaffected\n%s", name,
+            log.error("%s could not be written; the grades in %s are unaffected\n%s", name, GRADEBOOK_CSV,
                       traceback.format_exc())
 
 

@@ -23,6 +23,10 @@ REPORT_SUFFIX = ".pdf"
 ARCHIVE_SUFFIXES = (".zip",)
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024  # a lab notebook with every figure is a few MB
 
+# flags of a submission (the rubric may penalise any of them)
+ARCHIVE_FLAG = "archive_submission"
+PDF_PRESENT_FLAG = "report_pdf_present"
+PDF_MISSING_FLAG = "report_pdf_missing"
 IGNORED_NAMES = {".DS_Store", "__MACOSX", ".ipynb_checkpoints", "Thumbs.db"}
 
 
@@ -32,7 +36,7 @@ class Submission:
     display_name: str             # as the student named it
     source: Path                  # the file or folder found in the submissions folder
     notebook_member: str | None   # notebook to grade: a path under `source` (folder), a zip member, or "" (file)
-    flags: frozenset = field(default_factory=frozenset)  # archive_submission, report_pdf_present, report_pdf_missing
+    flags: frozenset = field(default_factory=frozenset)  # the *_FLAG names above
     problem: str | None = None    # why nothing can be graded; the submission still gets a row and a report
 
     def notebook_bytes(self) -> bytes:
@@ -94,19 +98,19 @@ def describe(path: Path) -> Submission | None:
         name = path.name
         member, problem = _one_notebook(_notebooks_in_folder(path), f"folder '{path.name}'")
         has_pdf = any(p.suffix.lower() == REPORT_SUFFIX for p in path.rglob("*"))
-        flags = {"report_pdf_present" if has_pdf else "report_pdf_missing"}
+        flags = {PDF_PRESENT_FLAG if has_pdf else PDF_MISSING_FLAG}
     elif suffix == NOTEBOOK_SUFFIX:
         name = path.stem
         member, problem = "", None
         has_pdf = any(p.suffix.lower() == REPORT_SUFFIX and p.stem == path.stem for p in path.parent.iterdir())
-        flags = {"report_pdf_present" if has_pdf else "report_pdf_missing"}
+        flags = {PDF_PRESENT_FLAG if has_pdf else PDF_MISSING_FLAG}
     elif suffix in ARCHIVE_SUFFIXES:
         name = path.stem
-        flags = {"archive_submission"}
+        flags = {ARCHIVE_FLAG}
         try:
             notebooks, has_pdf = _notebooks_in_zip(path)
             member, problem = _one_notebook(notebooks, f"archive '{path.name}'")
-            flags.add("report_pdf_present" if has_pdf else "report_pdf_missing")
+            flags.add(PDF_PRESENT_FLAG if has_pdf else PDF_MISSING_FLAG)
         except (zipfile.BadZipFile, OSError) as error:
             member, problem = None, f"'{path.name}' is not a readable zip archive ({error}): submit the .ipynb itself"
     else:

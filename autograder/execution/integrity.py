@@ -21,6 +21,9 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.results import (EXECUTED_NOTEBOOK, FEEDBACK_HTML, GRADEBOOK_CSV, RESULTS_JSON, ROW_FILE,
+                                SECRET_FILE)
+
 INTEGRITY_FLAG = "integrity_attempt"  # on every row with at least one finding (a rubric may penalise it)
 FLAG_PREFIX = "integrity: "
 MAX_LISTED = 8
@@ -36,7 +39,7 @@ VOIDING_REFERENCES = {
 }
 # flagged only: outputs in these formats or with this token are accepted only from the grader's own cells
 GRADER_FORMATS = {"vnd.labgrader": "the grader's output format", "LABGRADER_RUN": "the run's token"}
-GRADER_FILES = ("rubric.yaml", "checks.py", "solution/lab.ipynb", "probe_secret", "gradebook.csv", "row.json",
+GRADER_FILES = ("rubric.yaml", "checks.py", "solution/lab.ipynb", SECRET_FILE.lstrip("."), GRADEBOOK_CSV, ROW_FILE,
                 "autograder/")
 # label -> pattern in the code's text (tokens joined without spaces); reading sys.modules (`'google.colab' in
 # sys.modules`) is common and not flagged, changing or scanning it is
@@ -52,8 +55,7 @@ DYNAMIC_CODE = ("exec", "eval", "compile", "__import__")
 PATCHED_LIBRARIES = ("torch", "numpy", "json", "otter", "IPython", "ipykernel", "builtins", "math", "sklearn",
                      "jupyter_client", "zmq", "matplotlib")
 ALLOWED_ASSIGNMENTS = ("torch.backends.",)  # documented switches (cudnn.deterministic, ...), not functions
-GRADER_OUTPUT_NAMES = ("row.json", "results.json", "gradebook.csv", "feedback.html", "executed.ipynb",
-                       ".probe_secret")
+GRADER_OUTPUT_NAMES = (ROW_FILE, RESULTS_JSON, GRADEBOOK_CSV, FEEDBACK_HTML, EXECUTED_NOTEBOOK, SECRET_FILE)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """Runs one submitted notebook, sandboxed, and returns what happened as a value (never raises for a bad submission).
 
-Stages: read and validate the notebook -> build the graded notebook (setup cell, the student's cells with the
-overrides cell after the parameters cell, one probe cell per probe) -> run the runner (runner.py) inside
-the sandbox under resource limits, with a hard wall-clock limit enforced from here -> read back ONLY the executed
-notebook as JSON -> harvest the artefacts and cell errors -> decide the status.
+Stages: read and validate the notebook and build the graded notebook (autograder/execution/notebook.py) -> run the
+runner (runner.py) inside the sandbox (sandbox.py) under resource limits (limits.py), with a hard wall-clock limit
+enforced from here -> read back ONLY the executed notebook as JSON -> harvest the artefacts and cell errors
+(harvest.py) -> decide the status.
 
-Statuses (ExecutionResult.status):
+Statuses (ExecutionResult.status; the table is autograder/results.py's Status):
 - "ok":           every student cell ran without an error (outputs may have been truncated: see `notes`).
 - "cell_error":   at least one student cell raised; execution went on after it, so later cells and the probes ran.
 - "timeout":      a cell ran past the per-cell limit (interrupted; if it ignored the interrupt the kernel was killed
@@ -35,11 +35,9 @@ its automatic results (probes and figures) discarded.
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -55,20 +53,17 @@ from pathlib import Path
 import nbformat
 
 from autograder.execution import integrity
-from autograder.execution.kernel import guard as kernel_guard, recorder as kernel_side
-from autograder.lab.data import atomic_write_bytes
 from autograder.execution import sandbox as sandbox_module
 from autograder.execution.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest, integrity_findings
-from autograder.execution.kernel.recorder import PROBE_MIME, PROBES
+from autograder.execution.kernel.recorder import PROBES
 from autograder.execution.limits import GiB, MiB, Limits
-from autograder.execution.probe_inputs import inputs_for_probe
+from autograder.execution.notebook import build_graded_notebook, load_submission
+from autograder.reports.writing import atomic_write_bytes
+from autograder.results import EXECUTED_NOTEBOOK, Status
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "cell_error", "timeout", "kernel_died", "invalid", "output_limit")
-PARAMETER_NAMES = ("SEED", "DATA_DIR", "DEVICE", "N_TRAIN", "N_TEST", "BATCH_SIZE", "AE_RUNS", "AE_EPOCHS",
-                   "SWEEP_DIMS", "SWEEP_EPOCHS", "SWEEP_TRAIN", "VAE_EPOCHS", "GAUSSIAN_VAE_EPOCHS", "SCATTER_SIZE")
-EXECUTED_NAME = "executed.ipynb"
+STATUSES = tuple(status for status in Status if status is not Status.ERROR)   # what a run can end with
 RUNNER_SCRIPT = Path(__file__).with_name(sandbox_module.RUNNER_NAME)
 STDERR_TAIL_BYTES = 20_000
 DISK_POLL_S = 0.2  # shortest interval between two scans of the workdir's disk use
@@ -77,7 +72,7 @@ MEMORY_ERROR_MARKERS = ("MemoryError", "can't allocate memory", "Cannot allocate
 
 @dataclass
 class ExecutionResult:
-    status: str
+    status: Status
     reason: str  # for humans: what went wrong and what to do
     cell_errors: list[dict] = field(default_factory=list)
     artefacts: dict = field(default_factory=lambda: {"figures": [], "probes": {}})
@@ -95,169 +90,6 @@ class ExecutionResult:
                 "artefacts": self.artefacts, "duration_s": round(self.duration_s, 3), "sandbox": self.sandbox,
                 "executed_notebook_path": str(self.executed_notebook_path) if self.executed_notebook_path else None,
                 "notes": self.notes, "integrity_flags": self.integrity_flags}
-
-
-# ---------------------------------------------------------------- reading the submission
-
-def load_submission(path: Path) -> tuple[nbformat.NotebookNode | None, str | None, list[str]]:
-    """(notebook as v4, None, notes) or (None, why it is not a runnable notebook, notes)."""
-    notes: list[str] = []
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as error:
-        return None, f"The submission could not be read ({error.strerror}).", notes
-    if not raw.strip():
-        return None, "The submitted file is empty: save the notebook in Jupyter (File > Save) and submit it again.", notes
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None, ("The submitted file is binary, not a notebook (.ipynb is JSON text); submit the .ipynb file "
-                      "saved by Jupyter, not a PDF, zip or other file."), notes
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        if not text.lstrip().startswith("{"):
-            looks_like_python = re.search(r"^\s*(import |from \S+ import |def |class |print\()", text, re.M)
-            what = "a Python script saved with the .ipynb extension" if looks_like_python else "not a notebook"
-            return None, (f"The submitted file is {what} (a notebook is JSON). In Jupyter use File > Download as "
-                          "> Notebook (.ipynb) and submit that file."), notes
-        return None, (f"The notebook file is truncated or corrupted (invalid JSON at line {error.lineno}, column "
-                      f"{error.colno}: {error.msg}). Re-save it in Jupyter and check it opens before submitting."), notes
-    if not isinstance(data, dict) or not ("cells" in data or "worksheets" in data):
-        return None, "The submitted file is JSON but not a Jupyter notebook (no cells).", notes
-    try:
-        notebook = nbformat.reads(text, as_version=4)
-    except Exception as error:  # nbformat raises many kinds for malformed notebooks
-        return None, f"nbformat could not read the notebook ({type(error).__name__}: {error}); re-save it in Jupyter.", notes
-    if data.get("nbformat", 4) < 4:
-        notes.append(f"The notebook was in the old nbformat {data.get('nbformat')} and was converted to nbformat 4.")
-    try:
-        nbformat.validate(notebook)
-    except nbformat.ValidationError as error:
-        notes.append(f"The notebook does not fully validate ({str(error).splitlines()[0][:200]}); graded from its "
-                     "cells' source anyway.")
-    code_cells = [cell for cell in notebook.get("cells", []) if cell.get("cell_type") == "code"]
-    if not code_cells:
-        return None, "The notebook has no code cells, so there is nothing to run.", notes
-    return notebook, None, notes
-
-
-# ---------------------------------------------------------------- building the graded notebook
-
-def _assigned_names(source: str) -> set[str]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:  # magics etc.: fall back to line matching
-        return set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(?::[^=]*)?=(?!=)", source, re.M))
-    names = set()
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) else []
-        names.update(target.id for target in targets if isinstance(target, ast.Name))
-    return names
-
-
-def find_parameters_cell(cells) -> int | None:
-    """Index of the parameters cell: tagged `parameters`, else (tags get lost when students copy cells) the first
-    code cell assigning SEED and DATA_DIR, or at least three of the known parameters."""
-    for index, cell in enumerate(cells):
-        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            return index
-    for index, cell in enumerate(cells):
-        if cell.get("cell_type") != "code":
-            continue
-        names = _assigned_names(cell.get("source", ""))
-        if {"SEED", "DATA_DIR"} <= names or len(names & set(PARAMETER_NAMES)) >= 3:
-            return index
-    return None
-
-
-def overrides_source(overrides: dict) -> str:
-    lines = ["# Added by the grader: parameters for grading (they replace the values above)."]
-    for name, value in overrides.items():
-        if not name.isidentifier():
-            raise ValueError(f"override name {name!r} is not a Python identifier")
-        json.dumps(value, allow_nan=False)  # plain values only, so repr() is valid Python
-        lines.append(f"{name} = {value!r}")
-    return "\n".join(lines) + "\n"
-
-
-def setup_source(seed: int, token: str) -> str:
-    """The first graded cell: installs kernel_side (figures, seeds) and then kernel_guard (integrity snapshots),
-    both as private modules, before any student code runs."""
-    kernel_side_source = Path(kernel_side.__file__).read_text()
-    guard_source = Path(kernel_guard.__file__).read_text()
-    return (
-        "# Added by the grader: records figures, seeds the random generators, selects the inline backend.\n"
-        "def _labgrader_install():\n"
-        "    import sys, types\n"
-        "    module = types.ModuleType('labgrader_kernel_side')\n"
-        f"    exec(compile({kernel_side_source!r}, 'labgrader_kernel_side.py', 'exec'), module.__dict__)\n"
-        "    sys.modules['labgrader_kernel_side'] = module\n"
-        f"    module.install(seed={int(seed)}, token={token!r})\n"
-        "    guard = types.ModuleType('labgrader_kernel_guard')\n"
-        f"    exec(compile({guard_source!r}, 'labgrader_kernel_guard.py', 'exec'), guard.__dict__)\n"
-        "    sys.modules['labgrader_kernel_guard'] = guard\n"
-        "    guard.install(module)\n"
-        "_labgrader_install()\n"
-        "del _labgrader_install\n"
-    )
-
-
-def probe_source(name: str, inputs, token: str) -> str:
-    fallback = {"probe": name, "token": token, "ok": False}
-    return (
-        f"# Added by the grader: probe {name!r} (calls your code on inputs drawn by the grader).\n"
-        "try:\n"
-        f"    __import__('sys').modules['labgrader_kernel_guard'].run_probe({name!r}, {json.dumps(inputs)!r})\n"
-        "except Exception as _labgrader_error:\n"
-        f"    __import__('IPython').display.display({{{PROBE_MIME!r}: {{**{fallback!r}, 'error': "
-        "f'{type(_labgrader_error).__name__}: {_labgrader_error}'[:500]}}, raw=True)\n"
-    )
-
-
-def _grader_cell(source: str) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell(source)
-    cell.metadata["labgrader"] = True
-    return cell
-
-
-def build_graded_notebook(student: nbformat.NotebookNode, *, overrides: dict, probe_inputs: dict,
-                          token: str) -> tuple[nbformat.NotebookNode, GradedLayout]:
-    graded = nbformat.v4.new_notebook()
-    graded.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    seed = overrides.get("SEED", 0)
-    graded.cells.append(_grader_cell(setup_source(seed if isinstance(seed, int) else 0, token)))
-    layout = GradedLayout(token=token, setup_cell=0, overrides_cell=-1, parameters_cell=None)
-    parameters_index = find_parameters_cell(student.cells)
-    overrides_cell = _grader_cell(overrides_source(overrides))
-    if parameters_index is None:
-        graded.cells.append(overrides_cell)
-        layout.overrides_cell = 1
-    for student_index, cell in enumerate(student.cells):
-        kind = cell.get("cell_type")
-        source = cell.get("source", "")
-        if kind == "code":
-            copy = nbformat.v4.new_code_cell(source)
-        elif kind == "markdown":
-            copy = nbformat.v4.new_markdown_cell(source)
-        else:
-            copy = nbformat.v4.new_raw_cell(source)
-        tags = cell.get("metadata", {}).get("tags")
-        if isinstance(tags, list):
-            copy.metadata["tags"] = [str(tag) for tag in tags]
-        graded.cells.append(copy)
-        if kind == "code":
-            layout.student_cells[len(graded.cells) - 1] = student_index
-        if student_index == parameters_index:
-            layout.parameters_cell = len(graded.cells) - 1
-            graded.cells.append(overrides_cell)
-            layout.overrides_cell = len(graded.cells) - 1
-    for name in PROBES:
-        graded.cells.append(_grader_cell(probe_source(name, inputs_for_probe(probe_inputs, name), token)))
-        layout.probe_cells[len(graded.cells) - 1] = name
-    layout.cell_ids = {index: graded.cells[index].id for index in layout.grader_cells}
-    return graded, layout
 
 
 # ---------------------------------------------------------------- running
@@ -339,7 +171,7 @@ def execute_submission(notebook_path, workdir, *, overrides: dict, probe_inputs:
         raise ValueError(f"data_dir {data_dir} is not a directory")  # a grader setup error, not the submission's
     student, problem, notes = load_submission(notebook_path)
     if student is None:
-        return ExecutionResult("invalid", problem, notes=notes, duration_s=time.monotonic() - started,
+        return ExecutionResult(Status.INVALID, problem, notes=notes, duration_s=time.monotonic() - started,
                                sandbox="not run")
     mode, why = sandbox_module.resolve_mode(sandbox)  # raises only for a grader misconfiguration
     workdir.mkdir(parents=True, exist_ok=True)
@@ -511,12 +343,12 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
     if run.strays_killed:
         notes.append(f"{run.strays_killed} leftover process(es) of the submission were killed after the run.")
     if run.overflow:
-        return ExecutionResult("output_limit", (
+        return ExecutionResult(Status.OUTPUT_LIMIT, (
             f"The executed notebook was larger than {_mib(limits.max_result_bytes)}, so the grader could not "
             "take it back; print less and draw fewer or smaller figures."), artefacts=empty_artefacts, notes=notes,
             runner_log=run.stderr_tail)
     if run.wall_killed:
-        return ExecutionResult("timeout", (
+        return ExecutionResult(Status.TIMEOUT, (
             f"The run did not finish within the hard limit of {limits.hard_wall_s:.0f} s and was stopped; nothing "
             "could be collected. Make sure training uses the parameters (N_TRAIN, *_EPOCHS) of the parameters cell."),
             artefacts=empty_artefacts, notes=notes, runner_log=run.stderr_tail)
@@ -525,13 +357,13 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
         if run.result:
             detail = "; ".join(event.get("detail", "") for event in run.result.get("events", []))
         detail = detail or run.result_error
-        return ExecutionResult("kernel_died", (
+        return ExecutionResult(Status.KERNEL_DIED, (
             f"The notebook runner stopped without a result{_exit_description(run.returncode)}: {detail}. This "
             "happens when the kernel cannot start or the whole run runs out of memory." + _memory_hint(limits)),
             artefacts=empty_artefacts, notes=notes, runner_log=run.stderr_tail)
 
     executed = nbformat.from_dict(run.result["notebook"])
-    executed_path = workdir / EXECUTED_NAME
+    executed_path = workdir / EXECUTED_NOTEBOOK
     if executed_path.is_dir() and not executed_path.is_symlink():  # the submission may have put anything there
         shutil.rmtree(executed_path, ignore_errors=True)
     executed_path.unlink(missing_ok=True)  # a student-made symlink there is removed, never followed
@@ -559,7 +391,7 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
     exit_note = (f" {exits[0][0].upper()}{exits[0][1:]} called exit() or quit(): the grader kept the kernel running "
                  "so that the rest was graded; remove it." if exits else "")
 
-    def result(status: str, reason: str) -> ExecutionResult:
+    def result(status: Status, reason: str) -> ExecutionResult:
         return ExecutionResult(status, reason + exit_note, cell_errors=errors, artefacts=artefacts,
                                executed_notebook_path=executed_path, notes=notes, runner_log=run.stderr_tail,
                                integrity_flags=findings)
@@ -567,7 +399,7 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
     if run.disk_exceeded:
         where = _describe_cell(layout, kinds["kernel_died"]["cell"], executed) if "kernel_died" in kinds else \
             "the notebook"
-        return result("kernel_died", (
+        return result(Status.KERNEL_DIED, (
             f"The grader stopped the Python kernel while it ran {where}: the notebook's folder held "
             f"{run.disk_exceeded}, more than the limit of {_mib(limits.max_workdir_bytes)} in "
             f"{limits.max_workdir_files} files; the cells after it could not run. Do not write large or many "
@@ -584,9 +416,9 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
             reason = (f"The Python kernel stopped after the notebook's cells had run, while the grader was calling "
                       f"its functions{_exit_description(event.get('exit_code'))}, so those checks could not run. "
                       "Look for os._exit() calls, crashes in native code or memory exhaustion in your functions.")
-        return result("kernel_died", reason + (_memory_hint(limits) if memory else ""))
+        return result(Status.KERNEL_DIED, reason + (_memory_hint(limits) if memory else ""))
     if "runner_error" in kinds:
-        return result("kernel_died", (
+        return result(Status.KERNEL_DIED, (
             f"The notebook could not be run to the end: {kinds['runner_error']['detail'][:300]}. This happens when "
             "the kernel cannot start or is killed from inside the notebook."))
     timeouts = [event for event in events if event["kind"] in ("timeout", "notebook_timeout")]
@@ -604,7 +436,7 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
             reason += ("it ignored the interrupt, so the kernel was killed and later cells did not run."
                        if event.get("kernel_killed") else "the cells after it still ran.")
             reason += " Look for an infinite loop or training that ignores the parameters cell."
-        return result("timeout", reason)
+        return result(Status.TIMEOUT, reason)
     if timeouts:
         notes.append(f"Probe cell(s) {[event['cell'] for event in timeouts]} ran out of time.")
     if student_errors:
@@ -615,6 +447,6 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
         reason = (f"{len(student_errors)} cell(s) raised an error; the first was {where}: {text[:300]}. The "
                   "cells after it still ran. Fix it and run the whole notebook (Restart & Run All) before "
                   "submitting." + (_memory_hint(limits) if memory else ""))
-        return result("cell_error", reason)
+        return result(Status.CELL_ERROR, reason)
     code_cells = len(layout.student_cells)
-    return result("ok", f"All {code_cells} code cells of the notebook ran without errors.")
+    return result(Status.OK, f"All {code_cells} code cells of the notebook ran without errors.")

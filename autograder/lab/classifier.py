@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from autograder import DATA_CACHE
-from autograder.lab.data import MnistCacheError, atomic_write_bytes, check_cache, file_sha256, stamp_path
+from autograder.lab.data import MnistCacheError, check_cache, file_sha256, stamp_path
+from autograder.reports.writing import atomic_write_bytes
 
 DEFAULT_DATA_ROOT = DATA_CACHE
 CLASSIFIER_FOLDER = "classifier"

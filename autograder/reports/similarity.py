@@ -40,6 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from autograder import STUDENT_TEMPLATE
+from autograder.discover import discover
+from autograder.reports.plots import new_figure, png_data_uri
+from autograder.reports.writing import atomic_write_text, environment
+from autograder.results import FEEDBACK_HTML
 
 log = logging.getLogger("autograder")
 
@@ -283,8 +287,6 @@ def build_report(submissions, template_notebook: Path = TEMPLATE_NOTEBOOK,
 def _histogram(similarities: list[float], flag_similarity: float) -> str | None:
     if not similarities:
         return None
-    from autograder.reports.summary import new_figure, png_data_uri
-
     figure, ax = new_figure(6.4, 2.8)
     ax.hist(np.asarray(similarities) * 100, bins=np.linspace(0, 100, 21), color="#4c72b0", edgecolor="white")
     ax.axvline(flag_similarity * 100, color="#cf222e", linestyle="--", label=f"flag at {flag_similarity:.0%}")
@@ -298,17 +300,15 @@ def _histogram(similarities: list[float], flag_similarity: float) -> str | None:
 def render_similarity_html(report: SimilarityReport, feedback_root: Path | None = None) -> str:
     """The report as self-contained HTML (inline CSS, the histogram as a data: URI, everything escaped by jinja2).
     Student names link to `<submission>/feedback.html` where that file exists under `feedback_root`."""
-    from autograder.reports.feedback import _environment
-
     names = {s.submission_id: s.display_name for s in report.students}
 
     def feedback_link(submission_id: str) -> str | None:
-        if feedback_root is None or not (Path(feedback_root) / submission_id / "feedback.html").is_file():
+        if feedback_root is None or not (Path(feedback_root) / submission_id / FEEDBACK_HTML).is_file():
             return None
-        return urllib.parse.quote(submission_id) + "/feedback.html"
+        return urllib.parse.quote(submission_id) + "/" + FEEDBACK_HTML
 
     compared = [s for s in report.students if not s.skipped]
-    return _environment().get_template("similarity.html.j2").render(
+    return environment().get_template("similarity.html.j2").render(
         students=report.students, compared=compared, skipped=report.skipped,
         template_only=[s for s in compared if s.own_chars == 0],
         pairs=report.pairs, flagged_count=len(report.flagged), pair_count=len(report.pair_similarities),
@@ -320,8 +320,6 @@ def render_similarity_html(report: SimilarityReport, feedback_root: Path | None 
 def write_similarity_report(submissions, out_path: str | Path, template_notebook: Path = TEMPLATE_NOTEBOOK,
                             thresholds: Thresholds = Thresholds()) -> SimilarityReport:
     """Compare the submissions and write the HTML report atomically to `out_path` (e.g. OUT/similarity.html)."""
-    from autograder.reports.feedback import atomic_write_text
-
     out_path = Path(out_path)
     report = build_report(submissions, template_notebook, thresholds)
     atomic_write_text(out_path, render_similarity_html(report, feedback_root=out_path.parent))
@@ -331,8 +329,6 @@ def write_similarity_report(submissions, out_path: str | Path, template_notebook
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autograder.discover import discover
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("submissions", type=Path, help="the submissions folder (as for `python -m autograder grade`)")
     parser.add_argument("out", type=Path, help="the HTML file to write, e.g. grades/similarity.html")

@@ -16,9 +16,7 @@ the page from the row.json files.
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
-import io
 import json
 import logging
 import math
@@ -29,37 +27,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from autograder.reports.gradebook import FIXED_COLUMNS
+from autograder.reports.plots import new_figure, plain, png_data_uri
+from autograder.reports.writing import atomic_write_text, environment
+from autograder.results import (FEEDBACK_HTML, GRADEBOOK_CSV, ROW_FILE, SIMILARITY_HTML, SUMMARY_HTML,
+                                UNKNOWN_STATUS_COLOUR, Status, is_graded)
+from autograder.scoring import DEFAULT_RUBRIC, RubricError, load_rubric
+
 log = logging.getLogger("autograder")
 
 SLOWEST = 10                 # submissions shown in the "slowest" plot
 FULL_TOLERANCE = 1e-6        # points below an item's maximum still counted as full (rounding)
 OUTCOMES = {"full": ("full points", "#2da44e"), "partial": ("partial", "#d4a72c"), "zero": ("no points", "#cf222e"),
             "awaiting": ("awaiting review", "#afb8c1")}
-STATUS_COLOURS = {"ok": "#2da44e", "cell_error": "#d4a72c", "timeout": "#cf222e", "kernel_died": "#8250df",
-                  "invalid": "#6e7781", "output_limit": "#bc4c00", "error": "#1f2328"}
-
-
-# --- plotting helpers (also used by autograder.reports.similarity) -------------------------------------------------------
-
-def new_figure(width: float, height: float):
-    """A figure on the Agg canvas (no pyplot: no global state, safe outside the main thread) and its one axes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
-
-
-def png_data_uri(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def plain(text: Any) -> str:
-    """Text for a matplotlib label, with `$` kept literal (no mathtext from a student's name or a rubric title)."""
-    return str(text).replace("$", r"\$")
 
 
 # --- numbers -----------------------------------------------------------------------------------------------------
@@ -87,11 +67,8 @@ def full_points(item, flags: set[str], rubric) -> float:
 
 def summarise(rows: list[dict], rubric) -> dict:
     """The numbers behind the page: scores, per-item outcomes over graded rows, status counts, slowest rows."""
-    from autograder.reports.feedback import STATUSES
-    from autograder.scoring import GRADED_STATUSES
-
     rows = [dict(r) for r in rows]
-    graded = [r for r in rows if r.get("status") in GRADED_STATUSES]
+    graded = [r for r in rows if is_graded(r.get("status"))]
     manual = tuple(getattr(rubric, "manual_items", ()))
     items = []
     for item in (*rubric.items, *manual):
@@ -111,9 +88,9 @@ def summarise(rows: list[dict], rubric) -> dict:
         items.append({"item_id": item.item_id, "title": item.title, "points": float(item.points), "written": written,
                       **{outcome: counts[outcome] for outcome in OUTCOMES},
                       "pass_rate": counts["full"] / scored if scored else None})
-    statuses = Counter(str(r.get("status") or "error") for r in rows)
-    status_counts = [(name, statuses.get(name, 0)) for name in STATUSES]
-    status_counts += sorted((name, n) for name, n in statuses.items() if name not in STATUSES)
+    statuses = Counter(str(r.get("status") or Status.ERROR) for r in rows)
+    status_counts = [(str(status), statuses.get(status, 0)) for status in Status]
+    status_counts += sorted((name, n) for name, n in statuses.items() if Status.find(name) is None)
     timed = [r for r in rows if _number(r.get("duration_s")) is not None]
     slowest = sorted(timed, key=lambda r: (-_number(r["duration_s"]), str(r.get("submission"))))[:SLOWEST]
     scores = [s for s in (_number(r.get("score")) for r in rows) if s is not None]
@@ -125,6 +102,11 @@ def summarise(rows: list[dict], rubric) -> dict:
         "items": items, "statuses": status_counts, "written_items": bool(manual),
         "slowest": [(str(r.get("submission")), _number(r["duration_s"]), str(r.get("status"))) for r in slowest],
     }
+
+
+def _colour(status: str) -> str:
+    found = Status.find(status)
+    return found.colour if found else UNKNOWN_STATUS_COLOUR
 
 
 # --- plots -------------------------------------------------------------------------------------------------------
@@ -167,12 +149,12 @@ def item_outcomes_plot(stats: dict) -> str | None:
 
 
 def status_plot(stats: dict) -> str | None:
-    shown = [(name, n) for name, n in stats["statuses"] if n or name in ("ok", "cell_error")]
+    shown = [(name, n) for name, n in stats["statuses"] if n or is_graded(name)]
     if not stats["count"]:
         return None
     figure, ax = new_figure(6.4, 2.6)
     ax.bar([plain(n) for n, _ in shown], [n for _, n in shown],
-           color=[STATUS_COLOURS.get(name, "#6e7781") for name, _ in shown])
+           color=[_colour(name) for name, _ in shown])
     for index, (_, n) in enumerate(shown):
         ax.annotate(str(n), (index, n), ha="center", va="bottom")
     ax.set_ylabel("submissions")
@@ -187,7 +169,7 @@ def slowest_plot(stats: dict) -> str | None:
     slowest = stats["slowest"][::-1]
     figure, ax = new_figure(6.4, 0.35 * len(slowest) + 1.2)
     ax.barh([plain(s) for s, _, _ in slowest], [d for _, d, _ in slowest],
-            color=[STATUS_COLOURS.get(status, "#6e7781") for _, _, status in slowest])
+            color=[_colour(status) for _, _, status in slowest])
     ax.set_xlabel("seconds to grade (bar colour: status)")
     return png_data_uri(figure)
 
@@ -197,8 +179,6 @@ def slowest_plot(stats: dict) -> str | None:
 def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, title: str | None = None) -> str:
     """Self-contained HTML; feedback links are relative to `out_dir` and only made for pages that exist there
     (all of them when `out_dir` is None)."""
-    from autograder.reports.feedback import STATUSES, _environment
-
     stats = summarise(rows, rubric)
 
     def exists(relative: str) -> bool:
@@ -207,25 +187,24 @@ def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, t
     table = []
     for row in sorted(rows, key=lambda r: str(r.get("submission", "")).lower()):
         submission = str(row.get("submission", ""))
-        feedback = f"{submission}/feedback.html"
+        feedback = f"{submission}/{FEEDBACK_HTML}"
         score, max_score = _number(row.get("score")), _number(row.get("max_score"))
         table.append({"submission": submission, "display_name": str(row.get("display_name") or submission),
-                      "status": str(row.get("status") or "error"), "reason": str(row.get("reason") or ""),
+                      "status": str(row.get("status") or Status.ERROR), "reason": str(row.get("reason") or ""),
                       "score": score, "max_score": max_score,
                       "percent": round(100 * score / max_score) if score is not None and max_score else None,
                       "duration": _number(row.get("duration_s")),
                       "feedback": urllib.parse.quote(feedback) if submission and exists(feedback) else None})
-    others = [name for name in ("gradebook.csv", "similarity.html") if out_dir is not None and exists(name)]
-    return _environment().get_template("summary.html.j2").render(
-        title=title or f"Class summary: {rubric.title}", stats=stats, rows=table, statuses=STATUSES, others=others,
+    others = [name for name in (GRADEBOOK_CSV, SIMILARITY_HTML) if out_dir is not None and exists(name)]
+    return environment().get_template("summary.html.j2").render(
+        title=title or f"Class summary: {rubric.title}", stats=stats, rows=table, others=others,
+        statuses={str(s): s.meaning for s in Status}, status_ok=Status.OK,
         plots={"scores": score_histogram(stats), "item_outcomes": item_outcomes_plot(stats),
                "statuses": status_plot(stats), "slowest": slowest_plot(stats)})
 
 
 def write_summary_html(out_path: str | Path, rows: list[dict], rubric, title: str | None = None) -> Path:
     """Write the summary atomically (e.g. OUT/summary.html); links are relative to its folder."""
-    from autograder.reports.feedback import atomic_write_text
-
     out_path = Path(out_path)
     return atomic_write_text(out_path, render_summary_html(rows, rubric, out_path.parent, title))
 
@@ -234,8 +213,6 @@ def rows_from_out_dir(out_dir: Path) -> list[dict]:
     """The class's rows as grade_class left them: scores from OUT/gradebook.csv (written answers included, blank =
     awaiting review), and what the CSV lacks (name, flags, time, reason) from each OUT/<submission>/row.json.
     Without a gradebook, the row.json files alone."""
-    from autograder.pipeline import ROW_FILE
-
     out_dir = Path(out_dir)
     cached = {}
     for path in sorted(out_dir.glob(f"*/{ROW_FILE}")):
@@ -245,13 +222,13 @@ def rows_from_out_dir(out_dir: Path) -> list[dict]:
         except (OSError, ValueError, KeyError, TypeError) as error:
             log.warning("%s: skipped, not readable (%s)", path, error)
     try:
-        with open(out_dir / "gradebook.csv", newline="", encoding="utf-8") as handle:
+        with open(out_dir / GRADEBOOK_CSV, newline="", encoding="utf-8") as handle:
             table = list(csv.DictReader(handle))
     except OSError:
         return list(cached.values())
     rows = []
     for line in table:
-        fixed = {"submission", "status", "score", "max_score"}
+        fixed = set(FIXED_COLUMNS)
         items = {key: value for key, value in line.items() if key not in fixed and value not in ("", None)}
         extra = cached.get(line["submission"], {})
         awaiting = [key for key, value in line.items() if key not in fixed and value == ""]
@@ -262,8 +239,6 @@ def rows_from_out_dir(out_dir: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from autograder.scoring import DEFAULT_RUBRIC, RubricError, load_rubric
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the grading output folder (holds gradebook.csv)")
     parser.add_argument("--rubric", type=Path, default=DEFAULT_RUBRIC)
@@ -278,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     except RubricError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(write_summary_html(args.out / "summary.html", rows, rubric))
+    print(write_summary_html(args.out / SUMMARY_HTML, rows, rubric))
     return 0
 
 

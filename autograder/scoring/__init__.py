@@ -1,3 +1,8 @@
-"""Scoring: rubric.yaml -> a validated Rubric; artefacts -> one ItemScore per item (autograder/scoring/rubric.py)."""
-from autograder.scoring.rubric import (DEFAULT_RUBRIC, GRADED_STATUSES, MANUAL_CHECK, VISIBILITIES, ItemScore, ManualItem, Penalty, Rubric, RubricError, RubricItem,
-                                       apply_penalties, load_rubric, parse_rubric, penalty_notes, score)
+"""Scoring: rubric.yaml -> a validated Rubric; harvested artefacts -> one ItemScore per item; the rubric's penalties
+(autograder/scoring/rubric.py). `python -m autograder.scoring [rubric.yaml]` lists the items and the checks' parameters."""
+from autograder.scoring.rubric import (DEFAULT_RUBRIC, MANUAL_CHECK, VISIBILITIES, ManualItem, Penalty, Rubric,
+                                       RubricError, RubricItem, apply_penalties, load_rubric, parse_rubric,
+                                       penalty_notes, score)
+
+__all__ = ["DEFAULT_RUBRIC", "MANUAL_CHECK", "VISIBILITIES", "ManualItem", "Penalty", "Rubric", "RubricError",
+           "RubricItem", "apply_penalties", "load_rubric", "parse_rubric", "penalty_notes", "score"]

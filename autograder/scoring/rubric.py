@@ -4,12 +4,13 @@ Points, visibility and check parameters live in the YAML file, so instructors ch
 code. Validation names the item and what is wrong ("rubric.yaml item 3 ('kl'): unknown check 'kl_closd_form'; known
 checks: ...").
 
-Statuses (see report.STATUSES): `ok` and `cell_error` are graded from whatever was harvested. Any other status
-(timeout, kernel_died, invalid, output_limit, error) with no artefacts scores 0 on every item, the reason as message;
-with partial artefacts (e.g. figures drawn before a timeout) those are graded and failing items mention the status.
+Statuses (autograder/results.py): a graded status (`ok`, `cell_error`) is graded from whatever was harvested. Any
+other status (timeout, kernel_died, invalid, output_limit, error) with no artefacts scores 0 on every item, the reason
+as message; with partial artefacts (e.g. figures drawn before a timeout) those are graded and failing items mention
+the status.
 
 Written answers (`manual_items`, otter's `manual: true` questions) are scored by a TA in the review sheet
-(autograder/review.py), not by a check: each names the question `heading` the grader finds it by in a submission.
+(autograder/reports/review.py), not by a check: each names the question `heading` the grader finds it by in a submission.
 
 `python -m autograder.scoring [rubric.yaml]` validates a rubric and prints its items and the checks' parameters.
 """
@@ -17,17 +18,17 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from autograder.checks import CHECK_DEFAULTS, CHECKS, CheckResult
+from autograder.results import ItemScore, Status, is_graded
 
 DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "rubric.yaml"   # autograder/rubric.yaml: instructors edit it
 VISIBILITIES = ("visible", "hidden", "after_published")
-GRADED_STATUSES = ("ok", "cell_error")
 ITEM_KEYS = {"id", "title", "points", "visibility", "check", "params"}
 MANUAL_ITEM_KEYS = {"id", "title", "points", "visibility", "heading"}
 MANUAL_CHECK = "manual_review"      # ItemScore.check of a TA-scored item
@@ -98,27 +99,6 @@ class Rubric:
     @property
     def manual_points(self) -> float:
         return float(sum(item.points for item in self.manual_items))
-
-
-@dataclass
-class ItemScore:
-    item_id: str
-    title: str
-    points: float          # earned, after penalties
-    max_points: float
-    visibility: str        # visible | hidden | after_published
-    message: str           # for the student
-    fraction: float        # the check's fraction in [0, 1], before penalties
-    check: str = ""
-    details: dict = field(default_factory=dict)   # plain data from the check, for instructors
-    penalties: list = field(default_factory=list)  # messages of the rubric penalties applied to `points`
-
-    @property
-    def id(self) -> str:
-        return self.item_id
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # --- loading -----------------------------------------------------------------------------------------------------
@@ -251,16 +231,15 @@ def _parse_penalties(raw: Any, where: str) -> dict[str, Penalty]:
 
 # --- scoring -----------------------------------------------------------------------------------------------------
 
-def score(rubric: Rubric, artefacts: dict | None, probe_inputs: dict | None, status: str = "ok",
+def score(rubric: Rubric, artefacts: dict | None, probe_inputs: dict | None, status: str = Status.OK,
           reason: str | None = None, profile: dict | None = None) -> list[ItemScore]:
     """One ItemScore per rubric item, in rubric order. `profile` (work knobs the grader injected, e.g. SCATTER_SIZE)
     is handed to the checks as params['profile']."""
     artefacts = artefacts if isinstance(artefacts, dict) else {}
     has_artefacts = bool(artefacts.get("figures")) or bool(artefacts.get("probes"))
     why = reason or f"the notebook could not be graded (status: {status})"
-    if status not in GRADED_STATUSES and not has_artefacts:
-        return [ItemScore(item.item_id, item.title, 0.0, item.points, item.visibility, why, 0.0, item.check,
-                          {"status": status}) for item in rubric.items]
+    if not is_graded(status) and not has_artefacts:
+        return [ItemScore.zero(item, why, {"status": status}) for item in rubric.items]
     scores = []
     for item in rubric.items:
         params = {**item.params, "profile": dict(profile or {})}
@@ -268,7 +247,7 @@ def score(rubric: Rubric, artefacts: dict | None, probe_inputs: dict | None, sta
         if not isinstance(result, CheckResult):   # registered checks always return one; guard custom ones
             result = CheckResult(item.check, 0.0, "internal grader error: the check returned no result", {})
         message = result.message
-        if status not in GRADED_STATUSES and result.fraction < 1:
+        if not is_graded(status) and result.fraction < 1:
             message = f"{message} (Execution stopped early: {why}.)"
         scores.append(ItemScore(item.item_id, item.title, round(item.points * result.fraction, 4), item.points,
                                 item.visibility, message, result.fraction, item.check, result.details))

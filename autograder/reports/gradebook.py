@@ -1,0 +1,46 @@
+"""OUT/gradebook.csv: one row per submission (whatever its status), one column per rubric item."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Iterable
+
+from autograder.reports.writing import atomic_write, csv_number, csv_text
+from autograder.results import Status
+
+FIXED_COLUMNS = ["submission", "status", "score", "max_score"]
+
+
+def _row(row: dict) -> dict:
+    """A row with its `items`: given, or from its `item_scores` ([ItemScore])."""
+    data = dict(row)
+    items = dict(data.get("items") or {})
+    for score in data.get("item_scores") or []:
+        items[score.item_id] = score.points
+    data["items"] = items
+    if data.get("score") is None:
+        data["score"] = sum(float(v) for v in items.values())
+    return data
+
+
+def write_gradebook_csv(path: str | Path, rows: Iterable[dict], rubric: Any, manual_items: Iterable[Any] = ()) -> Path:
+    """Columns: submission, status, score, max_score, then one per rubric item id (points earned, blank when the
+    row has no value for it), then one per `manual_items` (written answers; blank = awaiting review). One row per
+    submission, sorted by submission id; rows with any status are kept.
+    A row is a dict (GradeRow.table_row()) with submission, status, score, max_score and items {item id: points}
+    (or item_scores: [ItemScore])."""
+    manual_items = list(manual_items)
+    item_ids = [item.item_id for item in rubric.items] + [item.item_id for item in manual_items]
+    max_default = sum(float(item.points) for item in list(rubric.items) + manual_items)
+    prepared = sorted((_row(r) for r in rows), key=lambda r: str(r.get("submission", "")))
+
+    def write(f):
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(FIXED_COLUMNS + item_ids)
+        for row in prepared:
+            max_score = row.get("max_score")
+            writer.writerow([csv_text(row.get("submission", "")), csv_text(row.get("status") or Status.ERROR),
+                             csv_number(row.get("score")), csv_number(max_default if max_score is None else max_score)]
+                            + [csv_number(row["items"][i]) if i in row["items"] else "" for i in item_ids])
+
+    return atomic_write(path, write)
