@@ -1,42 +1,44 @@
 """Image-quality checks: what the submission's generated digits look like to the grader's own MNIST classifier
-(autograder/classifier.py), run in the GRADER's process on plain uint8 pixels, never in the student's kernel.
+(autograder/lab/classifier.py), run in the GRADER's process on plain uint8 pixels, never in the student's kernel.
 
 Where the images come from:
-- figures: kernel_side records the grey levels of every drawn image (`pixels` of an image description: zlib +
-  base64 uint8, rows as displayed); a grid is one stitched image cut into 28x28 tiles (with regular padding) or one
-  28x28 image per subplot, ordered by the subplots' positions;
+- figures: the kernel's recorder keeps the grey levels of every drawn image (`pixels` of an image description: zlib +
+  base64 uint8, rows as displayed); the grids of digits and their tiles come from the one figure reader
+  (checks/figure_reader.py): a stitched image cut into 28x28 tiles, or one 28x28 image per subplot (an empty cell of
+  an incomplete subplot grid counts as a sample that shows no digit);
 - the `vae_decode` probe: the student's `vae.decoder` on z points drawn by the grader (a 15x15 grid over the prior's
   5%..95% quantiles and 100 draws from N(0, I)), returned as uint8 pixels.
 Tiles are made "bright digit on dark background" (MNIST's convention) before classification: a grid whose tile
 borders are mostly bright is inverted (e.g. digits stored as 1 - x).
 
-Checks (registered in checks.CHECKS; checks.py imports this module):
+Checks (registered in checks.CHECKS by the @check decorator):
 - `digit_rows_quality`: in the per-digit grid, the fraction of tiles classified as their row's digit;
 - `decoded_grid_coverage`: how many different digits the 15x15 decoded grid shows (confident predictions only);
 - `prior_samples_quality`: mean max-softmax confidence on images decoded from z ~ N(0, I).
 Each earns partial credit on a linear ramp between rubric parameters; `by_profile` overrides parameters for a named
-work profile (autograder/profiles.py), because the TINY profile's VAE trains for seconds and draws blurrier digits.
+work profile (autograder/lab/profiles.py), because the TINY profile's VAE trains for seconds and draws blurrier digits.
 The details hold small PNG thumbnails (data: URIs) of the tiles that failed and what the classifier saw, which the
 feedback page shows.
 """
 from __future__ import annotations
 
 import base64
-import binascii
-import math
 import struct
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks.registry import (DIGIT_SIDE, OTHER_MODEL_WORDS, VAE_WORDS, CheckResult, _axes, _cluster, _figure_text,
-                               _tiles, check, vae_figures)
+from autograder.checks.figure_reader import (DIGIT_SIDE, OTHER_MODEL_WORDS, VAE_WORDS, decode_uint8, figure_text,
+                                             read_grids, vae_figures)
+from autograder.checks.registry import CheckResult, check
+from autograder.lab import classifier
+from autograder.lab.data import MnistCacheError
+from autograder.lab.profiles import KNOBS, PROFILES
+from autograder.reports.writing import PNG_DATA_URI
 
 DECODE_PROBE = "vae_decode"
 MAX_THUMBNAILS = 10
-MAX_ENCODED_CHARS = 4_000_000      # a pixels string longer than this is refused before decoding
-MAX_DECODED_PIXELS = 1_000_000     # and so is one that would decode to more pixels
 PROFILE_IGNORED_KNOBS = ("DATA_DIR", "DEVICE")
 PRIOR_WORDS = ("prior",)
 NOT_PRIOR_WORDS = ("gaussian",)    # the Gaussian VAE's figure shows noisy samples x ~ p(x|z), not decoder means
@@ -47,49 +49,22 @@ class ClassifierUnavailable(Exception):
     """The grader's classifier could not be loaded or trained (a grader setup problem, not the student's)."""
 
 
-# --- plain pixels ------------------------------------------------------------------------------------------------
-
-def decode_uint8(encoded, shape) -> np.ndarray | None:
-    """uint8 array of `shape` from kernel_side.encode_uint8's text, or None when the text is not exactly that
-    (bad base64 or zlib, wrong size, too large). Decompression stops one byte past the expected size."""
-    try:
-        shape = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        return None
-    size = math.prod(shape) if shape else 0
-    if not isinstance(encoded, str) or len(encoded) > MAX_ENCODED_CHARS or not 0 < size <= MAX_DECODED_PIXELS:
-        return None
-    try:
-        compressed = base64.b64decode(encoded, validate=True)
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(compressed, size + 1)
-    except (binascii.Error, ValueError, zlib.error):
-        return None
-    if len(raw) != size or not inflater.eof:
-        return None
-    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
-
-
-def image_grey(image: dict) -> np.ndarray | None:
-    """(h, w) grey levels in [0, 1] of a harvested image description, None without (valid) pixels."""
-    pixels = image.get("pixels") if isinstance(image, dict) else None
-    if not isinstance(pixels, dict):
-        return None
-    shape = pixels.get("shape")
-    if not isinstance(shape, list) or len(shape) != 2 or list(shape) != list(image.get("shape") or [])[:2]:
-        return None
-    array = decode_uint8(pixels.get("zlib_base64"), shape)
-    return None if array is None else array.astype(np.float64) / 255.0
-
+# --- the digits to judge ----------------------------------------------------------------------------------------
 
 @dataclass
 class TileGrid:
-    """Digits of one figure or probe: tiles (rows, cols, 28, 28) in [0, 1], bright digit on dark."""
+    """Digits of one figure or probe: tiles (rows, cols, 28, 28) in [0, 1], bright digit on dark; `filled` marks the
+    cells that hold an image (all of them, except in an incomplete subplot grid)."""
     tiles: np.ndarray
     kind: str            # "stitched", "subplots" or "probe"
     figure: int | None   # index in artefacts["figures"]
     title: str
     inverted: bool = False
+    filled: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.filled is None:
+            self.filled = np.ones(self.tiles.shape[:2], dtype=bool)
 
     @property
     def rows(self) -> int:
@@ -107,44 +82,6 @@ class TileGrid:
         return f"{name} ({self.rows}x{self.cols} {'subplots' if self.kind == 'subplots' else 'tiles'})"
 
 
-def tile_offsets(size: int, count: int, max_pad: int) -> list[int] | None:
-    """Start of each of `count` 28-px tiles along a side of `size` px with regular padding <= max_pad (between the
-    tiles, around and between them, or after each)."""
-    extra = size - count * DIGIT_SIDE
-    if extra == 0:
-        return [i * DIGIT_SIDE for i in range(count)]
-    for gaps, leading in ((count - 1, 0), (count + 1, 1), (count, 0)):
-        if gaps > 0 and extra > 0 and extra % gaps == 0 and extra // gaps <= max_pad:
-            pad = extra // gaps
-            return [leading * pad + i * (DIGIT_SIDE + pad) for i in range(count)]
-    return None
-
-
-def cut_tiles(picture: np.ndarray, max_pad: int) -> np.ndarray | None:
-    """A stitched picture (h, w) -> tiles (rows, cols, 28, 28), or None when it is not a grid of 28x28 digits."""
-    h, w = picture.shape
-    rows, cols = _tiles(h, max_pad), _tiles(w, max_pad)
-    if not rows or not cols or rows * cols < 2:
-        return None
-    row_starts, col_starts = tile_offsets(h, rows, max_pad), tile_offsets(w, cols, max_pad)
-    if row_starts is None or col_starts is None:
-        return None
-    return np.stack([np.stack([picture[r:r + DIGIT_SIDE, c:c + DIGIT_SIDE] for c in col_starts])
-                     for r in row_starts])
-
-
-def _cluster_index(values: list[float], tol: float = 0.01) -> list[int]:
-    """For each value, the rank of its cluster (values closer than tol merged), ascending."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    index, cluster, last = [0] * len(values), -1, None
-    for i in order:
-        if last is None or values[i] - last > tol:
-            cluster += 1
-        index[i] = cluster
-        last = values[i]
-    return index
-
-
 def as_mnist_polarity(tiles: np.ndarray) -> tuple[np.ndarray, bool]:
     """Tiles with a dark background: inverted when the 2-px border of the tiles is mostly bright."""
     border = np.concatenate([tiles[..., :2, :].ravel(), tiles[..., -2:, :].ravel(),
@@ -154,51 +91,15 @@ def as_mnist_polarity(tiles: np.ndarray) -> tuple[np.ndarray, bool]:
     return tiles, False
 
 
-def _grid(tiles: np.ndarray, kind: str, figure: int | None, title: str) -> TileGrid:
+def _grid(tiles: np.ndarray, kind: str, figure: int | None, title: str, filled: np.ndarray | None = None) -> TileGrid:
     tiles, inverted = as_mnist_polarity(np.asarray(tiles, dtype=np.float64))
-    return TileGrid(tiles, kind, figure, title, inverted)
+    return TileGrid(tiles, kind, figure, title, inverted, filled)
 
 
 def figure_grids(figures: list, max_pad: int = 4) -> list[TileGrid]:
-    """Every grid of 28x28 digits with readable pixels: stitched images cut into tiles, and figures whose axes each
-    show one 28x28 image arranged in complete rows and columns (row order top to bottom)."""
-    grids = []
-    singles: dict[int, list[tuple[list, np.ndarray]]] = {}
-    titles: dict[int, str] = {}
-    for index, figure, axes in _axes(figures):
-        titles[index] = (figure.get("suptitle") or "").strip() or next(
-            (str(a.get("title")).strip() for a in figure.get("axes") or [] if isinstance(a, dict) and a.get("title")),
-            "")
-        images = [image for image in axes.get("images") or [] if isinstance(image, dict)]
-        for image in images:
-            grey = image_grey(image)
-            if grey is None:
-                continue
-            if grey.shape == (DIGIT_SIDE, DIGIT_SIDE):
-                if len(images) == 1:
-                    position = axes.get("position")
-                    if isinstance(position, list) and len(position) == 4:
-                        singles.setdefault(index, []).append(([float(v) for v in position], grey))
-                continue
-            tiles = cut_tiles(grey, max_pad)
-            if tiles is not None:
-                grids.append(_grid(tiles, "stitched", index, titles[index]))
-    for index, entries in singles.items():
-        if len(entries) < 2:
-            continue
-        ys, xs = [p[1] for p, _ in entries], [p[0] for p, _ in entries]
-        rows, cols = _cluster(ys), _cluster(xs)
-        if rows * cols != len(entries):
-            continue
-        row_of, col_of = _cluster_index(ys), _cluster_index(xs)
-        tiles = np.zeros((rows, cols, DIGIT_SIDE, DIGIT_SIDE))
-        filled = set()
-        for (position, grey), r, c in zip(entries, row_of, col_of):
-            tiles[rows - 1 - r, c] = grey   # figure y grows upwards: the top row has the largest y
-            filled.add((r, c))
-        if len(filled) == len(entries):
-            grids.append(_grid(tiles, "subplots", index, titles[index]))
-    return grids
+    """The grids of digits of these figures (checks/figure_reader.py) whose images all carry their pixels."""
+    return [_grid(g.tiles, g.kind, g.figure, g.title, g.filled) for g in read_grids(figures, max_pad)
+            if g.tiles is not None]
 
 
 def probe_images(artefacts: dict, key: str) -> tuple[np.ndarray | None, str]:
@@ -221,9 +122,6 @@ def probe_images(artefacts: dict, key: str) -> tuple[np.ndarray | None, str]:
 
 def classify(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(predicted digit, confidence = max softmax, probabilities) for images (n, 28, 28) in [0, 1]."""
-    from autograder.lab import classifier
-    from autograder.lab.data import MnistCacheError
-
     try:
         model = classifier.shared()
     except (classifier.ClassifierError, MnistCacheError, OSError) as error:
@@ -254,7 +152,7 @@ def png_bytes(grey: np.ndarray) -> bytes:
 
 
 def thumbnail(grey: np.ndarray, caption: str) -> dict:
-    return {"src": "data:image/png;base64," + base64.b64encode(png_bytes(grey)).decode("ascii"), "caption": caption}
+    return {"src": PNG_DATA_URI + base64.b64encode(png_bytes(grey)).decode("ascii"), "caption": caption}
 
 
 def _saw(label: int, confidence: float) -> str:
@@ -268,9 +166,7 @@ def _short_saw(label: int, confidence: float, sure: float) -> str:
 # --- parameters --------------------------------------------------------------------------------------------------
 
 def profile_name(profile) -> str | None:
-    """The name of the work profile (autograder/profiles.py) the grader ran, from its knobs; None if unnamed."""
-    from autograder.lab.profiles import KNOBS, PROFILES
-
+    """The name of the work profile (autograder/lab/profiles.py) the grader ran, from its knobs; None if unnamed."""
     if not isinstance(profile, dict) or not profile:
         return None
     knobs = [k for k in KNOBS if k not in PROFILE_IGNORED_KNOBS]
@@ -315,12 +211,13 @@ def _profile_note(name: str | None, params: dict) -> dict:
 
 # --- (a) per-digit grid ------------------------------------------------------------------------------------------
 
-def _digit_grid(grid: TileGrid, digits: int, samples: int) -> np.ndarray | None:
-    """Tiles as (digit, sample, 28, 28): rows are digits, or columns when the grid is samples x digits."""
+def _digit_grid(grid: TileGrid, digits: int, samples: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Tiles as (digit, sample, 28, 28) and which cells hold an image (digit, sample): rows are digits, or columns
+    when the grid is samples x digits."""
     if (grid.rows, grid.cols) == (digits, samples):
-        return grid.tiles
+        return grid.tiles, grid.filled
     if (grid.rows, grid.cols) == (samples, digits):
-        return grid.tiles.transpose(1, 0, 2, 3)
+        return grid.tiles.transpose(1, 0, 2, 3), grid.filled.T
     return None
 
 
@@ -346,9 +243,9 @@ def digit_rows_quality(artefacts: dict, probe_inputs: dict, params: dict) -> Che
     digits, samples = int(params["rows"]), int(params["samples"])
     candidates = []
     for grid in figure_grids(vae_figures(artefacts.get("figures") or [], params), int(params["max_padding"])):
-        tiles = _digit_grid(grid, digits, samples)
-        if tiles is not None:
-            candidates.append((grid, tiles))
+        found = _digit_grid(grid, digits, samples)
+        if found is not None:
+            candidates.append((grid, *found))
     if not candidates:
         return CheckResult("", 0.0, f"No per-digit grid ({digits} rows of {samples} decoded digits) with readable "
                                     f"pixels was found, so its digits could not be judged (see the per-digit grid "
@@ -356,15 +253,16 @@ def digit_rows_quality(artefacts: dict, probe_inputs: dict, params: dict) -> Che
                                     f"stitched image.", _profile_note(name, params))
     try:
         judged = []
-        for grid, tiles in candidates:
+        for grid, tiles, filled in candidates:
             labels, confidence, _ = classify(tiles)
-            judged.append((grid, tiles, labels.reshape(digits, samples), confidence.reshape(digits, samples)))
+            confidence = np.where(filled, confidence.reshape(digits, samples), 0.0)   # an empty cell shows no digit
+            judged.append((grid, tiles, filled, labels.reshape(digits, samples), confidence))
     except ClassifierUnavailable as error:
         return _unavailable(error)
     full_at, zero_at = float(params["full_at"]), float(params["zero_at"])
     sure = float(params["min_confidence"])
     best = None
-    for grid, tiles, labels, confidence in judged:
+    for grid, tiles, filled, labels, confidence in judged:
         expected = np.repeat(np.arange(digits)[:, None], samples, axis=1) % 10
         in_order = int(((labels == expected) & (confidence >= sure)).sum())
         counts = np.zeros((digits, 10))
@@ -376,8 +274,8 @@ def digit_rows_quality(artefacts: dict, probe_inputs: dict, params: dict) -> Che
         if permuted_score > score:
             score, used_order = permuted_score, order
         if best is None or score > best[0]:
-            best = (score, grid, tiles, labels, confidence, in_order, permuted, used_order)
-    score, grid, tiles, labels, confidence, in_order, permuted, order = best
+            best = (score, grid, tiles, filled, labels, confidence, in_order, permuted, used_order)
+    score, grid, tiles, filled, labels, confidence, in_order, permuted, order = best
     total = labels.size
     details = {**_profile_note(name, params), "source": grid.source, "in_order": in_order, "tiles": total,
                "best_assignment_matches": permuted, "full_at": full_at, "zero_at": zero_at,
@@ -389,10 +287,11 @@ def digit_rows_quality(artefacts: dict, probe_inputs: dict, params: dict) -> Che
         want = order[row] if order != list(range(digits)) else row % 10
         wrong = [s for s in range(samples) if labels[row, s] != want or confidence[row, s] < sure]
         if wrong:
-            seen = ", ".join(_short_saw(int(labels[row, s]), float(confidence[row, s]), sure) for s in wrong)
+            seen = ", ".join(_short_saw(int(labels[row, s]), float(confidence[row, s]), sure) if filled[row, s]
+                             else "an empty cell" for s in wrong)
             failed_rows.append(f"row {row} (digit {want}): {samples - len(wrong)}/{samples}, the classifier saw {seen}")
             for s in wrong:
-                if len(thumbs) < MAX_THUMBNAILS:
+                if len(thumbs) < MAX_THUMBNAILS and filled[row, s]:
                     thumbs.append(thumbnail(tiles[row, s], f"row {row} (digit {want}): "
                                                            f"{_saw(int(labels[row, s]), float(confidence[row, s]))}"))
     if thumbs and score < 1.0:
@@ -456,12 +355,14 @@ def decoded_grid_coverage(artefacts: dict, probe_inputs: dict, params: dict) -> 
         labels, confidence, _ = classify(grid.tiles)
     except ClassifierUnavailable as error:
         return _unavailable(error)
-    confident = confidence >= float(params["min_confidence"])
+    filled = grid.filled.ravel()        # the empty cells of an incomplete subplot grid show no digit
+    confident = (confidence >= float(params["min_confidence"])) & filled
     counts = np.bincount(labels[confident], minlength=10)
     covered = [d for d in range(10) if counts[d] >= int(params["min_tiles"])]
     score = ramp(len(covered), 1, full_classes)
     details = {**_profile_note(name, params), "source": grid.source, "digits": covered, "counts": counts.tolist(),
-               "full_classes": full_classes, "unsure_tiles": int((~confident).sum()), "inverted": grid.inverted}
+               "full_classes": full_classes, "unsure_tiles": int((~confident & filled).sum()),
+               "inverted": grid.inverted}
     shown = ", ".join(map(str, covered)) or "none"
     summary = (f"Decoded grid in {grid.source}: {CLASSIFIER_NAME} reads {len(covered)} different digits in it "
                f"({shown}; full credit from {full_classes})")
@@ -472,7 +373,8 @@ def decoded_grid_coverage(artefacts: dict, probe_inputs: dict, params: dict) -> 
     flat = grid.tiles.reshape(-1, DIGIT_SIDE, DIGIT_SIDE)
     examples = [int(np.flatnonzero((labels == d) & confident)[np.argmax(confidence[(labels == d) & confident])])
                 for d in covered]
-    examples += [int(i) for i in np.argsort(confidence)[:MAX_THUMBNAILS - len(examples)] if i not in examples]
+    least_sure = np.argsort(np.where(filled, confidence, np.inf))[:MAX_THUMBNAILS - len(examples)]
+    examples += [int(i) for i in least_sure if i not in examples and filled[i]]
     details["classifier_tiles"] = [
         thumbnail(flat[i], f"row {i // grid.cols}, col {i % grid.cols}: {_saw(int(labels[i]), float(confidence[i]))}")
         for i in examples[:MAX_THUMBNAILS]]
@@ -505,10 +407,10 @@ def prior_samples_quality(artefacts: dict, probe_inputs: dict, params: dict) -> 
         words = tuple(str(w).lower() for w in params["prior_titles"])
         skip = tuple(str(w).lower() for w in params["skip_titles"])
         figures = [f for f in vae_figures(artefacts.get("figures") or [], params) if isinstance(f, dict)
-                   and any(w in _figure_text(f) for w in words) and not any(w in _figure_text(f) for w in skip)]
+                   and any(w in figure_text(f) for w in words) and not any(w in figure_text(f) for w in skip)]
         grids = figure_grids(figures, int(params["max_padding"]))
         if grids:
-            images = np.concatenate([g.tiles.reshape(-1, DIGIT_SIDE, DIGIT_SIDE) for g in grids])
+            images = np.concatenate([g.tiles[g.filled] for g in grids])     # the cells that hold an image
             source = f"{len(images)} samples in your figure(s) of prior samples ({', '.join(g.source for g in grids)})"
     if images is None or not len(images):
         note = f" (the grader could not decode its own draws: {why})" if why else ""

@@ -1,0 +1,479 @@
+"""Checks of the ELBO's parts on the grader's inputs: the KL divergence (closed form, summed over latent dimensions,
+averaged over the batch), the two VAE losses (reconstruction and KL in the right proportion) and the
+reparameterization trick. Known mistakes are recognised by comparing the student's numbers with candidate WRONG
+formulas, so the message can name the mistake."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from autograder.checks.registry import (CheckResult, ProbeMissing, array, check, close, error_hint, fmt, inputs, probe,
+                                        scalar, sentence, short)
+
+
+# --- KL divergence -----------------------------------------------------------------------------------------------
+
+def _log_abs(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.abs(x))
+
+
+def _log(x: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(x)
+
+
+# Per-element bracket of the KL, term(mu, lv) with KL_row = -0.5 * reduce(term): the correct one and known mistakes.
+KL_TERMS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], str]] = {
+    "correct": (lambda mu, lv: 1 + lv - mu ** 2 - np.exp(lv), ""),
+    "exp_2lv": (lambda mu, lv: 1 + lv - mu ** 2 - np.exp(2 * lv),
+                "you use exp(2 * log_sigma_squared) as the variance, i.e. you treat log_sigma_squared as log(sigma): "
+                "it is already log(sigma^2), so the variance is exp(log_sigma_squared)"),
+    "lv_as_log_sigma": (lambda mu, lv: 1 + 2 * lv - mu ** 2 - np.exp(2 * lv),
+                        "you treat log_sigma_squared as log(sigma) (2*lv and exp(2*lv)): it is already the "
+                        "log-variance; use 1 + lv - mu^2 - exp(lv)"),
+    "lv_squared": (lambda mu, lv: 1 + lv - mu ** 2 - lv ** 2,
+                   "you use the log-variance as a standard deviation (lv**2 in place of exp(lv)): the variance is "
+                   "exp(log_sigma_squared)"),
+    "lv_as_std": (lambda mu, lv: 1 + _log_abs(lv ** 2) - mu ** 2 - lv ** 2,
+                  "you use log_sigma_squared as a standard deviation (log(lv^2) and lv^2): it is the log-variance, "
+                  "so log sigma^2 = lv and sigma^2 = exp(lv)"),
+    "lv_as_variance": (lambda mu, lv: 1 + lv - mu ** 2 - lv,
+                       "you use log_sigma_squared itself as the variance: exponentiate it, sigma^2 = exp(lv)"),
+    "log_of_lv": (lambda mu, lv: 1 + _log(lv) - mu ** 2 - lv,
+                  "you take log(log_sigma_squared) and use lv as the variance: lv already is log(sigma^2); "
+                  "the variance is exp(lv)"),
+    "mu_not_squared": (lambda mu, lv: 1 + lv - mu - np.exp(lv),
+                       "mu is not squared: the term is mu**2 (mu.pow(2))"),
+    "sign_flipped": (lambda mu, lv: -(1 + lv - mu ** 2 - np.exp(lv)),
+                     "the sign is flipped: KL = -0.5 * sum(1 + lv - mu^2 - exp(lv)) is never negative"),
+    "no_half": (lambda mu, lv: 2 * (1 + lv - mu ** 2 - np.exp(lv)),
+                "the factor is -1 instead of -0.5: KL = -0.5 * sum(1 + lv - mu^2 - exp(lv))"),
+}
+
+
+def kl_rows(term: str, mu: np.ndarray, lv: np.ndarray, reduction: str) -> np.ndarray:
+    fn = KL_TERMS[term][0]
+    with np.errstate(all="ignore"):
+        elements = fn(mu, lv)
+        return -0.5 * (elements.sum(axis=1) if reduction == "sum" else elements.mean(axis=1))
+
+
+def kl_answer(artefacts: dict) -> dict:
+    answer = probe(artefacts, "kl")
+    if not isinstance(answer, dict):
+        raise ValueError("the kl probe answer is not a dict")
+    return answer
+
+
+def single_rows(answer: dict, batch: int) -> np.ndarray:
+    """The per-row values; rejects a KL that returns a vector for one row (should be a scalar)."""
+    single = answer.get("single")
+    if not isinstance(single, list) or len(single) != batch:
+        raise ValueError(f"'single' should hold {batch} values, one per row")
+    values = []
+    for value in single:
+        if isinstance(value, list):
+            flat = np.asarray(value, dtype=float).ravel()
+            if flat.size != 1:
+                raise ProbeMissing(f"kl_divergence returned {flat.size} values for a single row: it must return "
+                                   f"one scalar (sum over latent dimensions, then mean over the batch).")
+            value = flat[0]
+        values.append(float(value) if value is not None else float("nan"))
+    return np.asarray(values, dtype=float)
+
+
+def identify_kl(single: np.ndarray, mu: np.ndarray, lv: np.ndarray, rtol: float, atol: float) -> tuple[str, str] | None:
+    """(term, reduction over latent dims) whose per-row values match ALL of `single`, correct candidates first."""
+    reductions = ("sum", "mean") if mu.shape[1] > 1 else ("sum",)
+    for term in KL_TERMS:
+        for reduction in reductions:
+            if close(single, kl_rows(term, mu, lv, reduction), rtol, atol):
+                return term, reduction
+    return None
+
+
+def kl_inputs(probe_inputs: dict) -> tuple[np.ndarray, np.ndarray]:
+    spec = inputs(probe_inputs, "kl")
+    mu, lv = array(spec["mu"], "mu"), array(spec["log_sigma_squared"], "log_sigma_squared")
+    if mu.ndim != 2 or mu.shape != lv.shape:
+        raise ValueError("kl probe inputs must be two B x K arrays")
+    return mu, lv
+
+
+@check("kl_closed_form", rtol=1e-4, atol=1e-4)
+def kl_closed_form(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
+    """Each single-row KL equals -0.5 * sum(1 + lv - mu^2 - exp(lv)); summing vs averaging over latent dims is
+    graded by `kl_sums_latent_dims`, so either reduction is accepted here. Wrong formulas are named."""
+    mu, lv = kl_inputs(probe_inputs)
+    single = single_rows(kl_answer(artefacts), mu.shape[0])
+    rtol, atol = float(params["rtol"]), float(params["atol"])
+    found = identify_kl(single, mu, lv, rtol, atol)
+    expected = kl_rows("correct", mu, lv, "sum")
+    details = {"single": single, "expected": expected, "identified": list(found) if found else None}
+    if found and found[0] == "correct":
+        return CheckResult("", 1.0, "kl_divergence uses the closed form -0.5 * (1 + lv - mu^2 - exp(lv)).", details)
+    if found:
+        return CheckResult("", 0.0, f"kl_divergence: {KL_TERMS[found[0]][1]}.", details)
+    # no candidate explains every row: credit the rows that match the correct form (summed or averaged)
+    matched = [any(close(single[i], kl_rows('correct', mu[i:i + 1], lv[i:i + 1], r)[0], rtol, atol)
+                   for r in ("sum", "mean")) for i in range(len(single))]
+    wrong = [i for i, ok in enumerate(matched) if not ok]
+    row = wrong[0]
+    return CheckResult(
+        "", sum(matched) / len(matched),
+        f"kl_divergence does not match the closed form KL = -0.5 * sum_k(1 + lv_k - mu_k^2 - exp(lv_k)) on "
+        f"{len(wrong)} of {len(matched)} rows: for mu={np.round(mu[row], 4).tolist()}, "
+        f"log_sigma_squared={np.round(lv[row], 4).tolist()} it should be {fmt(expected[row])}, yours gives "
+        f"{fmt(single[row])}.", details)
+
+
+@check("kl_sums_latent_dims", rtol=1e-4, atol=1e-4)
+def kl_sums_latent_dims(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
+    """The per-row KL is a SUM over latent dimensions (independent dimensions add up), not a mean."""
+    mu, lv = kl_inputs(probe_inputs)
+    single = single_rows(kl_answer(artefacts), mu.shape[0])
+    found = identify_kl(single, mu, lv, float(params["rtol"]), float(params["atol"]))
+    details = {"identified": list(found) if found else None, "latent_dims": mu.shape[1]}
+    if found is None:
+        return CheckResult("", 0.0, "Cannot tell how kl_divergence reduces over the latent dimensions because its "
+                                    "values match no known form (see the KL formula item); it should sum the K "
+                                    "terms of each row.", details)
+    if found[1] == "sum":
+        return CheckResult("", 1.0, "kl_divergence sums over the latent dimensions.", details)
+    return CheckResult("", 0.0, f"kl_divergence AVERAGES over the latent dimensions (torch.mean over dim=1 or over "
+                                f"everything): the KL of independent dimensions adds up, so yours is "
+                                f"{mu.shape[1]} times too small. Use .sum(dim=1), then .mean() over the batch.", details)
+
+
+@check("kl_batch_average", rtol=1e-4, atol=1e-4)
+def kl_batch_average(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
+    """The batch value is the mean of the per-row values (half) and does not change when the batch is doubled by
+    repeating it (half). Summing over the batch is named. Compared with the student's OWN per-row values, so a wrong
+    formula is not penalised twice."""
+    mu, lv = kl_inputs(probe_inputs)
+    answer = kl_answer(artefacts)
+    rtol, atol = float(params["rtol"]), float(params["atol"])
+    try:
+        rows = single_rows(answer, mu.shape[0])
+    except ValueError:
+        rows = kl_rows("correct", mu, lv, "sum")
+    if not np.all(np.isfinite(rows)):
+        rows = kl_rows("correct", mu, lv, "sum")
+    batch, doubled = answer.get("batch"), answer.get("batch_doubled")
+    if isinstance(batch, list):
+        n = np.asarray(batch, dtype=float).size
+        if n != 1:
+            return CheckResult("", 0.0, f"kl_divergence returns {n} values for a batch: it must return one scalar, "
+                                        f"the per-sample KL (summed over latent dimensions) averaged over the batch.",
+                               {"batch_size": mu.shape[0]})
+        batch = float(np.asarray(batch, dtype=float).ravel()[0])
+    if isinstance(doubled, list):
+        doubled = float(np.asarray(doubled, dtype=float).ravel()[0]) if np.asarray(doubled).size == 1 else None
+    batch = float(batch) if batch is not None else float("nan")
+    doubled = float(doubled) if doubled is not None else float("nan")
+    details = {"batch": batch, "batch_doubled": doubled, "row_mean": rows.mean(), "row_sum": rows.sum()}
+    if not math.isfinite(batch):
+        return CheckResult("", 0.0, f"kl_divergence on a batch of {mu.shape[0]} returned {batch}: it should be a "
+                                    f"finite scalar.", details)
+    mean_ok = close(batch, rows.mean(), rtol, atol)
+    stable = math.isfinite(doubled) and close(doubled, batch, rtol, atol)
+    summed = close(batch, rows.sum(), rtol, atol) or (math.isfinite(doubled) and close(doubled, 2 * batch, rtol, atol)
+                                                       and not close(batch, 0.0, rtol, atol))
+    if mean_ok and stable:
+        return CheckResult("", 1.0, "kl_divergence averages over the batch.", details)
+    if summed and not mean_ok:
+        return CheckResult("", 0.0, "Your KL grows with the batch size: it is summed over the batch (doubling the "
+                                    "batch doubles it). Sum over latent dimensions, then average over the batch: "
+                                    "kl.sum(dim=1).mean(). Otherwise the KL and reconstruction terms lose their "
+                                    "proportion whenever the batch size changes.", details)
+    problems = []
+    if not mean_ok:
+        problems.append(f"on a batch of {mu.shape[0]} rows it returns {fmt(batch)}, but the mean of its values on "
+                        f"the single rows is {fmt(rows.mean())}")
+    if not stable:
+        problems.append(f"repeating the batch twice changes it from {fmt(batch)} to {fmt(doubled)}")
+    return CheckResult("", 0.5 * mean_ok + 0.5 * stable,
+                       "kl_divergence is not an average over the batch: " + "; ".join(problems) +
+                       ". Reduce with .sum(dim=1) over latent dimensions, then .mean() over the batch.", details)
+
+
+# --- VAE losses --------------------------------------------------------------------------------------------------
+
+def _bce(target: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """Element-wise binary cross-entropy with torch's clamp of log at -100."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_p = np.maximum(np.log(prediction), -100.0)
+        log_q = np.maximum(np.log(1 - prediction), -100.0)
+    return -(target * log_p + (1 - target) * log_q)
+
+
+# A loss is (reconstruction reduction) + (KL reduction), identified jointly. R: per-row reconstruction summed over
+# the D pixels, k: per-row KL summed over the K latent dims. `scale` is each term's weight relative to the correct
+# reduction (B = batch size), so a mismatch tells how many times too much the KL weighs.
+RECON_REDUCTIONS = {
+    "correct": (lambda R, D: R.mean(), lambda B, D: 1.0, ""),
+    "pixel_mean": (lambda R, D: R.mean() / D, lambda B, D: 1.0 / D,
+                   "the reconstruction is averaged per pixel (a mean over all elements): sum it over the 784 pixels, "
+                   "then average over the batch"),
+    "batch_sum": (lambda R, D: R.sum(), lambda B, D: float(B),
+                  "the reconstruction is summed over the batch: average it over the batch"),
+    "pixel_mean_batch_sum": (lambda R, D: R.sum() / D, lambda B, D: B / D,
+                             "the reconstruction is averaged over pixels and summed over the batch: sum over pixels, "
+                             "average over the batch"),
+}
+KL_REDUCTIONS = {
+    "correct": (lambda k, K: k.mean(), lambda B, K: 1.0, ""),
+    "batch_sum": (lambda k, K: k.sum(), lambda B, K: float(B),
+                  "the KL is summed over the batch: average it over the batch"),
+    "element_mean": (lambda k, K: k.mean() / K, lambda B, K: 1.0 / K,
+                     "the KL is averaged over the latent dimensions: sum over them"),
+    "latent_mean_batch_sum": (lambda k, K: k.sum() / K, lambda B, K: B / K,
+                              "the KL is averaged over latent dimensions and summed over the batch: sum over latent "
+                              "dimensions, average over the batch"),
+    "missing": (lambda k, K: 0.0 * k.sum(), lambda B, K: 0.0,
+                "the KL term is missing: the negative ELBO is reconstruction + KL"),
+    "subtracted": (lambda k, K: -k.mean(), lambda B, K: -1.0,
+                   "the KL is subtracted: the negative ELBO ADDS the KL to the reconstruction"),
+}
+# the student's kl_divergence reductions (latent dims, batch), as identified from the `kl` probe -> KL structure
+KL_PROBE_STRUCTURES = {("sum", "mean"): "correct", ("sum", "sum"): "batch_sum", ("mean", "mean"): "element_mean",
+                       ("mean", "sum"): "latent_mean_batch_sum"}
+
+
+def _loss_inputs(probe_inputs: dict) -> dict:
+    spec = inputs(probe_inputs, "loss")
+    x, xr = array(spec["x"], "x"), array(spec["x_reconstructed"], "x_reconstructed")
+    mu, lv = array(spec["mu"], "mu"), array(spec["log_sigma_squared"], "log_sigma_squared")
+    return {"x": x, "xr": xr, "B": x.shape[0], "D": x.shape[1], "K": mu.shape[1],
+            "kl_rows": kl_rows("correct", mu, lv, "sum")}
+
+
+def _nearest(value: float, candidates: dict, rtol: float, atol: float):
+    """The key of the candidate closest to `value` among those within tolerance, or None."""
+    best, best_err = None, math.inf
+    for key, expected in candidates.items():
+        if not math.isfinite(expected):
+            continue
+        err = abs(value - expected)
+        if err <= atol + rtol * abs(expected) and err < best_err:
+            best, best_err = key, err
+    return best
+
+
+def _student_kl_structure(artefacts: dict, probe_inputs: dict, rtol: float, atol: float) -> str | None:
+    """How the student's own kl_divergence reduces (from the `kl` probe), as a KL_REDUCTIONS name."""
+    try:
+        mu, lv = kl_inputs(probe_inputs)
+        answer = kl_answer(artefacts)
+        rows = single_rows(answer, mu.shape[0])
+        found = identify_kl(rows, mu, lv, rtol, atol)
+        batch = scalar(answer.get("batch"))
+    except Exception:
+        return None
+    if found is None or batch is None:
+        return None
+    over_batch = "mean" if close(batch, rows.mean(), rtol, atol) else "sum" if close(batch, rows.sum(), rtol, atol) \
+        else None
+    return KL_PROBE_STRUCTURES.get((found[1], over_batch))
+
+
+def _judge_loss(which: str, recon: str, kl: str, data: dict, params: dict, student_kl: str | None,
+                c: float | None = None) -> tuple[float, str]:
+    """Fraction and message for an identified (reconstruction, KL) pair."""
+    partial = params.get("partial") or {}
+    function = f"{which}_vae_loss"
+    if recon == "correct" and kl == "correct":
+        what = ("BCE summed over pixels, averaged over the batch, plus the KL" if which == "bernoulli" else
+                f"c * (squared error summed over pixels) averaged over the batch plus the KL (c = {c:.4g}, i.e. a "
+                f"fixed variance sigma^2 = {1 / (2 * c):.4g})")
+        return 1.0, f"{function} is {what}."
+    r_scale = RECON_REDUCTIONS[recon][1](data["B"], data["D"])
+    k_scale = KL_REDUCTIONS[kl][1](data["B"], data["K"])
+    if recon == "pixel_mean" and kl == "correct":
+        return float(partial.get("recon_pixel_mean", 0.0)), (
+            f"{function}: the reconstruction is averaged per pixel while the KL is summed per sample: the KL then "
+            f"weighs 784 times too much (blurry, collapsed samples). Sum the reconstruction over the 784 pixels, then "
+            f"average both terms over the batch.")
+    parts = [RECON_REDUCTIONS[recon][2], KL_REDUCTIONS[kl][2]]
+    message = f"{function}: " + "; ".join(p for p in parts if p)
+    if k_scale > 0 and r_scale > 0:
+        ratio = k_scale / r_scale
+        if math.isclose(ratio, 1.0):
+            return float(partial.get("proportion_kept", 0.0)), (
+                message + ". The two terms keep their proportion, but the loss (and the step size) changes with the "
+                          "batch size.")
+        message += (f". Together the KL weighs {ratio:.4g} times too much" if ratio > 1 else
+                    f". Together the KL weighs {1 / ratio:.4g} times too little") + " relative to the reconstruction."
+    else:
+        message += "."
+    if recon == "correct" and kl == student_kl:
+        return float(partial.get("kl_inherited", 0.0)), (
+            f"{function}: the reconstruction term is right; the KL term inherits the mistake of your kl_divergence "
+            f"({KL_REDUCTIONS[kl][2]}); fix kl_divergence (see the KL items).")
+    return 0.0, message
+
+
+def _grade_bernoulli(value: float, data: dict, params: dict, student_kl: str | None) -> tuple[float, str, dict]:
+    rtol, atol = float(params["rtol"]), float(params["atol"])
+    R = _bce(data["x"], data["xr"]).sum(axis=1)
+    swapped = _bce(data["xr"], data["x"]).sum(axis=1)     # binary_cross_entropy(x, x_reconstructed)
+    k, D, K = data["kl_rows"], data["D"], data["K"]
+    candidates = {(r, q): float(rf(R, D) + qf(k, K)) for r, (rf, _, _) in RECON_REDUCTIONS.items()
+                  for q, (qf, _, _) in KL_REDUCTIONS.items()}
+    candidates.update({("swapped", q): float(swapped.mean() + qf(k, K)) for q, (qf, _, _) in KL_REDUCTIONS.items()})
+    found = _nearest(value, candidates, rtol, atol)
+    details = {"value": value, "expected": candidates[("correct", "correct")], "identified": list(found or [])}
+    if found and found[0] == "swapped":
+        return (float((params.get("partial") or {}).get("bce_arguments_swapped", 0.0)),
+                "bernoulli_vae_loss: the arguments of binary_cross_entropy are swapped: it is "
+                "F.binary_cross_entropy(x_reconstructed, x) (prediction first, target second).", details)
+    if found:
+        fraction, message = _judge_loss("bernoulli", found[0], found[1], data, params, student_kl)
+        return fraction, message, details
+    return 0.0, (f"bernoulli_vae_loss returns {fmt(value)} on the grader's batch; the negative ELBO (BCE summed over "
+                 f"pixels and averaged over the batch, plus the KL summed over latent dimensions and averaged over the "
+                 f"batch) is {fmt(candidates[('correct', 'correct')])}, and no known mistake explains your value."), \
+        details
+
+
+def _grade_gaussian(value: float, data: dict, params: dict, student_kl: str | None) -> tuple[float, str, dict]:
+    """Accepts value = c * mean_b(sum_pixels (x - mean)^2) + mean_b(KL_row) for any c in [c_min, c_max]
+    (c = 1 / (2 sigma^2) for a fixed variance sigma^2). One number cannot identify c, so: first the usual constants
+    (0.5: sigma^2 = 1; 1: summed MSE; 5: the template's sigma^2 = 0.1) are tried on every (reconstruction, KL) pair
+    (an exact match names the mistake), then any c in range with the correct pair, then any c in range with a
+    mistaken pair (first in RECON_REDUCTIONS x KL_REDUCTIONS order)."""
+    rtol, atol = float(params["rtol"]), float(params["atol"])
+    c_min, c_max = float(params["gaussian_c_min"]), float(params["gaussian_c_max"])
+    R = ((data["x"] - data["xr"]) ** 2).sum(axis=1)
+    k, D, K = data["kl_rows"], data["D"], data["K"]
+    pairs = {(r, q): (float(rf(R, D)), float(qf(k, K))) for r, (rf, _, _) in RECON_REDUCTIONS.items()
+             for q, (qf, _, _) in KL_REDUCTIONS.items()}
+    exact = {(r, q, c): c * a + b for (r, q), (a, b) in pairs.items() for c in params["gaussian_usual_c"]}
+    found = _nearest(value, exact, rtol, atol)
+    implied = {pair: (value - b) / a if a else float("nan") for pair, (a, b) in pairs.items()}
+    correct = ("correct", "correct")
+    details = {"value": value, "implied_c": implied[correct],
+               "expected_sigma2_1": 0.5 * pairs[correct][0] + pairs[correct][1]}
+    pair, c = (found[:2], found[2]) if found else (None, None)
+    if pair is None and c_min <= implied[correct] <= c_max:
+        pair, c = correct, implied[correct]
+    if pair is None:
+        pair = next((p for p in pairs if p != correct and c_min <= implied[p] <= c_max), None)
+        c = implied[pair] if pair else None
+    details["identified"] = list(pair or [])
+    if pair:
+        fraction, message = _judge_loss("gaussian", pair[0], pair[1], data, params, student_kl, c)
+        return fraction, message, details
+    return 0.0, (f"gaussian_vae_loss returns {fmt(value)} on the grader's batch; with a fixed variance sigma^2 = 1 "
+                 f"the negative ELBO is 0.5 * sum over pixels of (x - mean)^2, averaged over the batch, plus the KL = "
+                 f"{fmt(details['expected_sigma2_1'])}. Yours matches no fixed variance between "
+                 f"{1 / (2 * c_max):.3g} and {1 / (2 * c_min):.3g}, nor a known mistake."), details
+
+
+@check("loss_proportions", rtol=1e-4, atol=1e-3, gaussian_c_min=0.05, gaussian_c_max=50.0,
+       gaussian_usual_c=[0.5, 1.0, 5.0], partial={"proportion_kept": 0.5, "kl_inherited": 0.5},
+       weights={"bernoulli": 0.5, "gaussian": 0.5})
+def loss_proportions(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
+    """Both losses must weigh reconstruction and KL in the right proportion (per-sample sums, batch means). The
+    reconstruction and KL reductions are identified jointly. `partial` credits named mistakes: `proportion_kept`
+    (both terms scaled alike, e.g. both summed over the batch), `kl_inherited` (the reconstruction is right and the KL
+    term repeats the student's own kl_divergence mistake, already costed by the KL items), `recon_pixel_mean`,
+    `bce_arguments_swapped` (default 0). Optional probe fields `bernoulli_doubled` / `gaussian_doubled` (the loss on
+    the batch repeated twice), when the kernel provides them, pin down batch summing for any constant."""
+    answer = probe(artefacts, "loss")
+    if not isinstance(answer, dict):
+        raise ValueError("the loss probe answer is not a dict")
+    data = _loss_inputs(probe_inputs)
+    rtol, atol, partial = float(params["rtol"]), float(params["atol"]), params.get("partial") or {}
+    student_kl = _student_kl_structure(artefacts, probe_inputs, 1e-4, 1e-4)
+    weights = params["weights"]
+    total_weight = sum(float(w) for w in weights.values())
+    fraction, messages, details = 0.0, [], {"student_kl": student_kl}
+    for which in ("bernoulli", "gaussian"):
+        raw = answer.get(which)
+        value = scalar(raw)
+        error = (answer.get("errors") or {}).get(which) if isinstance(answer.get("errors"), dict) else None
+        if error:
+            part, message, info = 0.0, sentence(f"{which}_vae_loss raised {short(error)}{error_hint(error)}"), {}
+        elif value is None:
+            part, message, info = 0.0, (f"{which}_vae_loss must return one finite scalar (a 0-d tensor averaged over "
+                                        f"the batch); it returned {short(repr(raw), 80)}."), {}
+        else:
+            grade = _grade_bernoulli if which == "bernoulli" else _grade_gaussian
+            part, message, info = grade(value, data, params, student_kl)
+            doubled = scalar(answer.get(f"{which}_doubled"))
+            if doubled is not None and not close(doubled, value, rtol, atol):
+                part = min(part, float(partial.get("proportion_kept", 0.0)))
+                message = (f"{which}_vae_loss changes from {fmt(value)} to {fmt(doubled)} when the batch is "
+                           f"repeated twice: it is summed over the batch; average over the batch instead.")
+        fraction += float(weights.get(which, 0.0)) * part
+        messages.append(message)
+        details[which] = info
+    return CheckResult("", fraction / total_weight if total_weight else 0.0, " ".join(messages), details)
+
+
+# --- reparameterization ------------------------------------------------------------------------------------------
+
+@check("reparameterization", standard_errors=5.0, weights={"mean": 0.25, "variance": 0.5, "gradients": 0.25})
+def reparameterization(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
+    """n samples of reparameterize(mu, lv): per-dimension mean within `standard_errors` SE of mu (SE = sigma/sqrt(n)),
+    variance within `standard_errors` SE of exp(lv) (SE of a sample variance = var * sqrt(2/(n-1))), and non-zero
+    gradients to both inputs. Wrong variances are matched against: 0 (z = mu), lv^2 (lv as std), lv (no exp),
+    exp(2 lv) (lv as log sigma), 1 (eps not scaled)."""
+    answer = probe(artefacts, "reparameterize")
+    spec = inputs(probe_inputs, "reparameterize")
+    mu, lv, n = array(spec["mu"], "mu").ravel(), array(spec["log_sigma_squared"], "lv").ravel(), int(spec["n"])
+    mean, var = array(answer.get("mean"), "mean").ravel(), array(answer.get("var"), "var").ravel()
+    if mean.shape != mu.shape or var.shape != mu.shape:
+        return CheckResult("", 0.0, f"reparameterize returned samples with {mean.size} dimensions for a "
+                                    f"{mu.size}-dimensional mu: z must have the shape of mu.", {})
+    z, w = float(params["standard_errors"]), params["weights"]
+    sigma2 = np.exp(lv)
+    var_se = lambda v: np.abs(v) * math.sqrt(2.0 / max(1, n - 1))
+    mean_ok = bool(np.all(np.abs(mean - mu) <= z * np.sqrt(sigma2 / n) + 1e-6))
+    var_ok = bool(np.all(np.isfinite(var)) and np.all(np.abs(var - sigma2) <= z * var_se(sigma2) + 1e-6))
+    grads = [bool(answer.get("grad_mu_nonzero")), bool(answer.get("grad_log_sigma_squared_nonzero"))]
+    fraction = w["mean"] * mean_ok + w["variance"] * var_ok + w["gradients"] * 0.5 * sum(grads)
+    details = {"mean": mean, "var": var, "expected_mean": mu, "expected_var": sigma2, "grads": grads}
+    problems = []
+    if not var_ok:
+        wrong = {
+            "z = mu": (np.zeros_like(var),
+                       "the samples have (almost) no variance: no sampling: z must be mu + eps * sigma with "
+                       "eps = torch.randn_like(mu) and sigma = exp(0.5 * log_sigma_squared)"),
+            "lv as std": (lv ** 2, "the variance of z is log_sigma_squared^2: you used the log-variance as a "
+                                   "standard deviation; sigma = exp(0.5 * log_sigma_squared)"),
+            "lv as variance": (lv, "the variance of z is log_sigma_squared itself: you used it as a variance "
+                                   "(sqrt without exp); sigma = exp(0.5 * log_sigma_squared)"),
+            "exp(lv) as std": (np.exp(2 * lv), "the variance of z is exp(log_sigma_squared)^2: you used exp(lv) as "
+                                               "the standard deviation; sigma = exp(0.5 * log_sigma_squared)"),
+            "eps unscaled": (np.ones_like(var), "the samples have variance 1: eps is not multiplied by sigma = "
+                                                "exp(0.5 * log_sigma_squared)"),
+        }
+        named = None
+        for label, (candidate, message) in wrong.items():
+            if np.all(np.isfinite(var)) and np.all(np.abs(var - candidate) <= z * var_se(candidate) + 1e-6):
+                named = (label, message)
+                break
+        if named is None and not np.all(np.isfinite(var)) and np.any(lv < 0):
+            named = ("sqrt of negative", "the samples are NaN: you take the square root of a negative "
+                                         "log-variance; sigma = exp(0.5 * log_sigma_squared)")
+        details["identified"] = named[0] if named else None
+        problems.append(named[1] if named else
+                        f"the variance of z per dimension is {np.round(var, 4).tolist()}, expected exp(lv) = "
+                        f"{np.round(sigma2, 4).tolist()}: sigma = exp(0.5 * log_sigma_squared)")
+    if not mean_ok:
+        problems.append(f"the mean of z is {np.round(mean, 4).tolist()}, expected mu = {np.round(mu, 4).tolist()}"
+                        + (" (mu is not added: z = mu + eps * sigma)" if np.allclose(mean, 0, atol=0.05) and
+                           not np.allclose(mu, 0, atol=0.05) else ""))
+    if not all(grads):
+        missing = [name for name, ok in zip(("mu", "log_sigma_squared"), grads) if not ok]
+        problems.append(f"no gradient reaches {' and '.join(missing)}: build z from the input tensors with torch "
+                        f"operations (no .detach(), .item(), numpy or torch.no_grad()) so both encoder heads learn")
+    if not problems:
+        return CheckResult("", fraction, "reparameterize draws z = mu + eps * exp(0.5 * lv) with the right mean and "
+                                         "variance, and gradients reach both heads.", details)
+    return CheckResult("", fraction, "reparameterize: " + "; ".join(problems) + ".", details)
