@@ -15,7 +15,7 @@ from autograder import DATA_CACHE
 from autograder.execution.limits import Limits
 from autograder.lab.data import MnistCacheError, check_cache
 from autograder.lab.demo import DEMO_DIR
-from autograder.lab.profiles import GRADING
+from autograder.lab.profiles import GRADING_PROFILE, get_profile
 from autograder.pipeline import GradeSettings, grade_class
 from autograder.results import (CANVAS_GRADEBOOK_CSV, GRADEBOOK_CSV, GRADING_LOG, REVIEW_CSV, REVIEW_DIR, REVIEW_HTML,
                                 Status)
@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
               f"gradebook", file=sys.stderr)
         return 2
     settings = GradeSettings(out_dir=args.out, rubric_path=args.rubric, data_dir=args.data_dir.resolve(),
-                             sandbox=args.sandbox, profile=dict(GRADING), limits=Limits(), force=args.force,
+                             sandbox=args.sandbox, profile_name=GRADING_PROFILE,
+                             profile=get_profile(GRADING_PROFILE), limits=Limits(), force=args.force,
                              canvas_assignment=args.canvas_assignment, canvas_roster=args.canvas_roster)
     try:
         rows = grade_class(args.submissions, settings, jobs=args.jobs, progress=not args.no_progress)

@@ -61,7 +61,8 @@ class GradeSettings:
     rubric_path: Path
     data_dir: Path
     sandbox: str
-    profile: dict               # the work knobs injected after the parameters cell (autograder/lab/profiles.py)
+    profile_name: str           # the work profile's name ("grading", "tiny", "full"): it selects per-profile thresholds
+    profile: dict               # its knobs, injected after the parameters cell (autograder/lab/profiles.py)
     limits: Limits
     force: bool = False
     canvas_assignment: str | None = None    # Canvas column header, e.g. "Lab 3 (123456)"; default: the rubric title
@@ -101,7 +102,7 @@ def probe_seed(secret: str, submission: Submission) -> int:
 
 def cache_key(submission: Submission, settings: GradeSettings) -> str:
     parts = [GRADER_VERSION, submission.content_digest(), rubric_digest(settings.rubric_path),
-             json.dumps(settings.profile, sort_keys=True), settings.sandbox]
+             settings.profile_name, json.dumps(settings.profile, sort_keys=True), settings.sandbox]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -167,7 +168,7 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
     submission = replace(submission, flags=submission.flags | frozenset(result.integrity_flags))
     await_warm_up()
     item_scores = scoring.score(rubric, result.artefacts or {}, probe_inputs, status=result.status,
-                                reason=result.reason, profile=settings.profile)
+                                reason=result.reason, profile=settings.profile, profile_name=settings.profile_name)
     item_scores = scoring.apply_penalties(item_scores, set(submission.flags), rubric)
     row = GradeRow(submission=submission.submission_id, display_name=submission.display_name, status=result.status,
                    reason=result.reason, score=round(sum(s.points for s in item_scores), 4),

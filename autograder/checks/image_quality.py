@@ -34,12 +34,10 @@ from autograder.checks.figure_reader import (DIGIT_SIDE, OTHER_MODEL_WORDS, VAE_
 from autograder.checks.registry import CheckResult, check
 from autograder.lab import classifier
 from autograder.lab.data import MnistCacheError
-from autograder.lab.profiles import KNOBS, PROFILES
 from autograder.reports.writing import PNG_DATA_URI
 
 DECODE_PROBE = "vae_decode"
 MAX_THUMBNAILS = 10
-PROFILE_IGNORED_KNOBS = ("DATA_DIR", "DEVICE")
 PRIOR_WORDS = ("prior",)
 NOT_PRIOR_WORDS = ("gaussian",)    # the Gaussian VAE's figure shows noisy samples x ~ p(x|z), not decoder means
 CLASSIFIER_NAME = "the grader's digit classifier"
@@ -165,28 +163,19 @@ def _short_saw(label: int, confidence: float, sure: float) -> str:
 
 # --- parameters --------------------------------------------------------------------------------------------------
 
-def profile_name(profile) -> str | None:
-    """The name of the work profile (autograder/lab/profiles.py) the grader ran, from its knobs; None if unnamed."""
-    if not isinstance(profile, dict) or not profile:
-        return None
-    knobs = [k for k in KNOBS if k not in PROFILE_IGNORED_KNOBS]
-    for name, known in PROFILES.items():
-        if all(profile.get(k) == known.get(k) for k in knobs):
-            return name
-    return None
-
-
 def resolve_params(params: dict) -> tuple[dict, str | None, str | None]:
     """(params with the `by_profile` overrides of the grader's profile applied, profile name, configuration
-    problem or None)."""
-    name = profile_name(params.get("profile"))
+    problem or None). The profile's name comes with the settings (params['profile_name'], handed over by
+    scoring.score); None (no named profile) applies no overrides."""
+    name = params.get("profile_name")
+    name = str(name) if name else None
     by_profile = params.get("by_profile") or {}
     if not isinstance(by_profile, dict):
         return params, name, "rubric.yaml: by_profile must map a profile name to parameter overrides"
     overrides = (by_profile.get(name) or {}) if name else {}
     if not isinstance(overrides, dict):
         return params, name, f"rubric.yaml: by_profile.{name} must be a mapping of parameter -> value"
-    unknown = sorted((set(overrides) - set(params)) | ({"by_profile", "profile"} & set(overrides)))
+    unknown = sorted((set(overrides) - set(params)) | ({"by_profile", "profile", "profile_name"} & set(overrides)))
     if unknown:
         return params, name, f"rubric.yaml: by_profile.{name} names unknown parameter(s) {unknown}"
     return {**params, **overrides}, name, None

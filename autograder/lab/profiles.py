@@ -49,6 +49,7 @@ TINY = {
 }
 
 PROFILES = {"full": FULL, "grading": GRADING, "tiny": TINY}
+GRADING_PROFILE = "grading"     # the profile `python -m autograder grade` injects
 
 KNOBS = tuple(FULL)  # the names of the parameters cell, in its order
 

@@ -232,9 +232,10 @@ def _parse_penalties(raw: Any, where: str) -> dict[str, Penalty]:
 # --- scoring -----------------------------------------------------------------------------------------------------
 
 def score(rubric: Rubric, artefacts: dict | None, probe_inputs: dict | None, status: str = Status.OK,
-          reason: str | None = None, profile: dict | None = None) -> list[ItemScore]:
+          reason: str | None = None, profile: dict | None = None, profile_name: str | None = None) -> list[ItemScore]:
     """One ItemScore per rubric item, in rubric order. `profile` (work knobs the grader injected, e.g. SCATTER_SIZE)
-    is handed to the checks as params['profile']."""
+    and its name (`profile_name`: "grading", "tiny", "full"; it selects the checks' `by_profile` parameters) are
+    handed to the checks as params['profile'] and params['profile_name']."""
     artefacts = artefacts if isinstance(artefacts, dict) else {}
     has_artefacts = bool(artefacts.get("figures")) or bool(artefacts.get("probes"))
     why = reason or f"the notebook could not be graded (status: {status})"
@@ -242,7 +243,7 @@ def score(rubric: Rubric, artefacts: dict | None, probe_inputs: dict | None, sta
         return [ItemScore.zero(item, why, {"status": status}) for item in rubric.items]
     scores = []
     for item in rubric.items:
-        params = {**item.params, "profile": dict(profile or {})}
+        params = {**item.params, "profile": dict(profile or {}), "profile_name": profile_name}
         result = CHECKS[item.check](artefacts, probe_inputs or {}, params)
         if not isinstance(result, CheckResult):   # registered checks always return one; guard custom ones
             result = CheckResult(item.check, 0.0, "internal grader error: the check returned no result", {})
