@@ -34,7 +34,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.execution.run import find_parameters_cell, overrides_source  # noqa: E402
+from autograder.execution.notebook import find_parameters_cell, overrides_source  # noqa: E402
 from autograder.lab.profiles import get_profile  # noqa: E402
 
 SOLUTION = ROOT / "autograder" / "lab" / "demo_class" / "Assignment1 Ada Lovelace.ipynb"

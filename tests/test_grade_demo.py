@@ -9,7 +9,8 @@ import pytest
 
 from autograder.lab import demo
 from autograder.execution.limits import Limits
-from autograder.pipeline import ROW_FILE, GradeSettings, grade_class
+from autograder.pipeline import GradeSettings, grade_class
+from autograder.results import ROW_FILE
 from autograder.lab.profiles import TINY
 from autograder.scoring import load_rubric
 
@@ -29,7 +30,8 @@ FEEDBACK_NAMES_MISTAKE = {
 
 def settings_for(out_dir: Path) -> GradeSettings:
     return GradeSettings(out_dir=out_dir, rubric_path=RUBRIC, data_dir=ROOT / "data_cache", sandbox="auto",
-                         profile=dict(TINY), limits=Limits(cell_timeout_s=120, notebook_timeout_s=300))
+                         profile_name="tiny", profile=dict(TINY),
+                         limits=Limits(cell_timeout_s=120, notebook_timeout_s=300))
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,40 @@ def test_a_fast_submission_is_scored_only_after_the_warm_up(tmp_path, monkeypatc
                    submissions / "empty.ipynb")
     settings = pipeline.GradeSettings(out_dir=tmp_path / "out", rubric_path=REPO / "autograder" / "rubric.yaml",
                                       data_dir=REPO / "data_cache", sandbox="none",
-                                      profile=profiles.get_profile("tiny"), limits=Limits())
+                                      profile_name="tiny", profile=profiles.get_profile("tiny"), limits=Limits())
     rows = pipeline.grade_class(submissions, settings, jobs=1, progress=False)
     assert [row.submission for row in rows] == ["empty"]
     assert [name for name, _ in events] == ["warm-up done", "score"]
+
+
+def test_the_runs_notes_reach_the_row_the_feedback_and_the_log(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import nbformat
+
+    from autograder import pipeline
+    from autograder.execution import run
+    from autograder.execution.limits import Limits
+    from autograder.lab import profiles
+    from autograder.results import FEEDBACK_HTML, ROW_FILE, GradeRow, Status
+
+    def fake_execute(notebook_path, workdir, **_):
+        return run.ExecutionResult(Status.TIMEOUT, "ran too long", sandbox="none: test",
+                                   notes=["The notebook was in the old nbformat 3 and was converted to nbformat 4."],
+                                   runner_log="kernel said: bye")
+
+    monkeypatch.setattr(run, "execute_submission", fake_execute)
+    monkeypatch.setattr(pipeline, "write_class_reports", lambda *args, **kwargs: None)
+    submissions = tmp_path / "class"
+    submissions.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), submissions / "amy.ipynb")
+    settings = pipeline.GradeSettings(out_dir=tmp_path / "out", rubric_path=REPO / "autograder" / "rubric.yaml",
+                                      data_dir=REPO / "data_cache", sandbox="none", profile_name="tiny",
+                                      profile=profiles.get_profile("tiny"), limits=Limits())
+    with caplog.at_level(logging.INFO, logger="autograder"):
+        [row] = pipeline.grade_class(submissions, settings, jobs=1, progress=False)
+    note = "The notebook was in the old nbformat 3 and was converted to nbformat 4."
+    assert row.notes == [note]
+    assert GradeRow.from_json((settings.out_dir / "amy" / ROW_FILE).read_text()).notes == [note]
+    assert "Notes from the run" in (settings.out_dir / "amy" / FEEDBACK_HTML).read_text()
+    assert f"amy: note: {note}" in caplog.text and "kernel said: bye" in caplog.text

@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from autograder.checks import image_quality as ic
+from autograder.checks import figure_reader, image_quality as ic
 from autograder.execution.kernel import recorder as kernel_side
 from autograder.lab import classifier, data
 from autograder.reports import feedback as report
 from autograder.checks import CHECK_DEFAULTS, CHECKS
 from autograder.lab.profiles import GRADING, TINY
-from autograder.scoring import ItemScore, load_rubric, score
+from autograder.results import ItemScore
+from autograder.scoring import load_rubric, score
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data_cache"
 RNG = np.random.default_rng(0)
 
@@ -227,12 +228,28 @@ def test_prior_samples_come_from_the_figure_when_the_decoder_is_unavailable(mnis
 def test_thresholds_follow_the_profile():
     noise = [subplots_figure(RNG.random((10, 5, 28, 28)))]
     by_profile = {"tiny": {"full_at": 0.0, "zero_at": 0.0}}
-    tiny = run("digit_rows_quality", noise, profile=dict(TINY), by_profile=by_profile)
-    grading = run("digit_rows_quality", noise, profile=dict(GRADING), by_profile=by_profile)
+    tiny = run("digit_rows_quality", noise, profile=dict(TINY), profile_name="tiny", by_profile=by_profile)
+    grading = run("digit_rows_quality", noise, profile=dict(GRADING), profile_name="grading", by_profile=by_profile)
     assert tiny.fraction == 1.0 and tiny.details["profile"] == "tiny" and tiny.details["by_profile_applied"]
     assert grading.fraction == 0.0 and grading.details["profile"] == "grading"
-    bad = run("digit_rows_quality", noise, profile=dict(TINY), by_profile={"tiny": {"full_a": 0.1}})
+    bad = run("digit_rows_quality", noise, profile=dict(TINY), profile_name="tiny", by_profile={"tiny": {"full_a": 0.1}})
     assert bad.fraction == 0.0 and "grader configuration problem" in bad.message and "full_a" in bad.message
+
+
+def test_a_changed_knob_keeps_the_thresholds_of_the_named_profile():
+    # The profile travels by name: an instructor who changes one knob of TINY (or GRADING) keeps its thresholds; the
+    # grader used to guess the name from the knob values, and a changed knob silently lost them.
+    noise = [subplots_figure(RNG.random((10, 5, 28, 28)))]
+    by_profile = {"tiny": {"full_at": 0.0, "zero_at": 0.0}}
+    changed = {**TINY, "VAE_EPOCHS": TINY["VAE_EPOCHS"] + 1, "N_TRAIN": 3000}
+    tiny = run("digit_rows_quality", noise, profile=changed, profile_name="tiny", by_profile=by_profile)
+    assert tiny.fraction == 1.0 and tiny.details["profile"] == "tiny" and tiny.details["by_profile_applied"]
+    same_knobs = run("digit_rows_quality", noise, profile=dict(TINY), profile_name="grading", by_profile=by_profile)
+    assert same_knobs.fraction == 0.0 and same_knobs.details["profile"] == "grading"     # the name, not the knobs
+    rubric = load_rubric()
+    scored = {s.item_id: s for s in score(rubric, {"figures": noise, "probes": {}}, {}, profile=changed,
+                                          profile_name="tiny")}
+    assert scored["digit_rows_quality"].fraction == 1.0
 
 
 def test_rubric_keeps_the_figure_items_and_adds_the_quality_items():
@@ -268,8 +285,8 @@ def test_feedback_shows_the_failed_tiles(mnist):
 def test_scoring_through_the_rubric_uses_the_tiny_overrides():
     rubric = load_rubric()
     noise = {"figures": [subplots_figure(RNG.random((10, 5, 28, 28)))], "probes": {}}
-    tiny = {s.item_id: s for s in score(rubric, noise, {}, profile=dict(TINY))}
-    grading = {s.item_id: s for s in score(rubric, noise, {}, profile=dict(GRADING))}
+    tiny = {s.item_id: s for s in score(rubric, noise, {}, profile=dict(TINY), profile_name="tiny")}
+    grading = {s.item_id: s for s in score(rubric, noise, {}, profile=dict(GRADING), profile_name="grading")}
     assert tiny["digit_rows_quality"].fraction == 1.0      # TINY: the grid only has to be there and readable
     assert grading["digit_rows_quality"].fraction == 0.0
 
@@ -279,22 +296,22 @@ def test_scoring_through_the_rubric_uses_the_tiny_overrides():
 def test_decode_uint8_accepts_exactly_the_expected_bytes():
     array = np.arange(2 * 28 * 28, dtype=np.uint64).astype(np.uint8).reshape(2, 28, 28)
     text = kernel_side.encode_uint8(array)
-    np.testing.assert_array_equal(ic.decode_uint8(text, (2, 28, 28)), array)
-    assert ic.decode_uint8(text, (3, 28, 28)) is None                       # too short
-    assert ic.decode_uint8(text, (1, 28, 28)) is None                       # too long
-    assert ic.decode_uint8(text[:-4] + "!!!!", (2, 28, 28)) is None         # not base64
-    assert ic.decode_uint8(base64.b64encode(b"not zlib").decode(), (2, 28, 28)) is None
+    np.testing.assert_array_equal(figure_reader.decode_uint8(text, (2, 28, 28)), array)
+    assert figure_reader.decode_uint8(text, (3, 28, 28)) is None                       # too short
+    assert figure_reader.decode_uint8(text, (1, 28, 28)) is None                       # too long
+    assert figure_reader.decode_uint8(text[:-4] + "!!!!", (2, 28, 28)) is None         # not base64
+    assert figure_reader.decode_uint8(base64.b64encode(b"not zlib").decode(), (2, 28, 28)) is None
     bomb = base64.b64encode(zlib.compress(bytes(50_000_000))).decode()
-    assert ic.decode_uint8(bomb, (2, 28, 28)) is None                       # inflates only one byte too many
-    assert ic.decode_uint8(text, (10_000, 10_000)) is None                  # refused before decoding
-    assert ic.decode_uint8(12, (2, 28, 28)) is None
+    assert figure_reader.decode_uint8(bomb, (2, 28, 28)) is None                       # inflates only one byte too many
+    assert figure_reader.decode_uint8(text, (10_000, 10_000)) is None                  # refused before decoding
+    assert figure_reader.decode_uint8(12, (2, 28, 28)) is None
 
 
 def test_tile_offsets_cover_the_usual_paddings():
-    assert ic.tile_offsets(15 * 28, 15, 4) == [28 * i for i in range(15)]
-    assert ic.tile_offsets(15 * 28 + 16 * 2, 15, 4) == [2 + 30 * i for i in range(15)]     # around and between
-    assert ic.tile_offsets(10 * 28 + 9 * 3, 10, 4) == [31 * i for i in range(10)]           # between only
-    assert ic.tile_offsets(10 * 28 + 7, 10, 4) is None
+    assert figure_reader.tile_offsets(15 * 28, 15, 4) == [28 * i for i in range(15)]
+    assert figure_reader.tile_offsets(15 * 28 + 16 * 2, 15, 4) == [2 + 30 * i for i in range(15)]     # around and between
+    assert figure_reader.tile_offsets(10 * 28 + 9 * 3, 10, 4) == [31 * i for i in range(10)]           # between only
+    assert figure_reader.tile_offsets(10 * 28 + 7, 10, 4) is None
 
 
 def test_png_thumbnail_is_a_valid_png():
@@ -313,9 +330,9 @@ def test_kernel_side_records_grey_levels_of_large_enough_images_only():
     rgb.imshow(np.full((28, 28, 3), 51, dtype=np.uint8))
     images = [ax["images"][0] for ax in kernel_side.describe_figure(figure)["axes"]]
     assert "pixels" not in images[0]
-    grey = ic.image_grey(images[1])
+    grey = figure_reader.image_grey(images[1])
     np.testing.assert_allclose(grey, np.linspace(0, 1, 28 * 56).reshape(28, 56), atol=1 / 255)
-    np.testing.assert_allclose(ic.image_grey(images[2]), 0.2, atol=1 / 255)
+    np.testing.assert_allclose(figure_reader.image_grey(images[2]), 0.2, atol=1 / 255)
 
 
 def test_kernel_side_caps_the_pixels_of_a_figure():
@@ -361,7 +378,7 @@ def test_decoder_probe_returns_plain_pixels_of_the_students_decoder():
     points = inputs_for_probe(draw_probe_inputs(7), "vae_decode")
     answer = kernel_side.probe_answer("vae_decode", points, {"vae": VAE()})
     assert answer["ok"], answer
-    images = ic.decode_uint8(answer["value"]["prior"]["zlib_base64"], (100, 28, 28))
+    images = figure_reader.decode_uint8(answer["value"]["prior"]["zlib_base64"], (100, 28, 28))
     expected = 1 / (1 + np.exp(-np.asarray(points["prior"]).sum(1)))
     np.testing.assert_allclose(images[:, 0, 0] / 255.0, expected, atol=1 / 255)
     assert answer["value"]["grid"]["count"] == 225
@@ -384,3 +401,14 @@ def test_grader_draws_the_decoder_probe_points():
     grid = np.asarray(first["grid"])
     assert grid.shape == (225, 2) and np.asarray(first["prior"]).shape == (100, 2)
     assert math.isclose(grid[:, 0].max() - grid[:, 0].min(), 2 * 1.6449, abs_tol=0.01)
+
+
+def test_a_per_digit_grid_with_an_empty_cell_is_judged_and_the_cell_counts_as_no_digit(mnist):
+    # The one figure reader keeps subplot grids with empty cells (the old image-check reader dropped them, so the
+    # item earned nothing): the 49 digits drawn are judged, the missing sample counts as not read.
+    figure = subplots_figure(digits_grid(mnist, range(10), 5), "5 samples per digit")
+    figure["axes"].pop(7)                   # row 1, sample 2 was never drawn
+    result = run("digit_rows_quality", [figure])
+    assert result.details["tiles"] == 50 and result.details["in_order"] <= 49
+    assert result.fraction == 1.0, result.message
+    assert "an empty cell" in result.message

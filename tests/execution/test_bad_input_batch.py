@@ -19,12 +19,13 @@ import pytest
 
 from autograder.discover import discover
 from autograder.execution.limits import GiB, MiB, Limits
-from autograder.pipeline import GRADEBOOK, GradeSettings, grade_class
+from autograder.pipeline import GradeSettings, grade_class
+from autograder.results import GRADEBOOK_CSV as GRADEBOOK
 from autograder.lab.profiles import TINY
 from autograder.scoring import load_rubric
 from autograder.execution.sandbox import SANDBOX_UID_RANGE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
 SOLUTION = ROOT / "autograder" / "lab" / "demo_class" / "Assignment1 Ada Lovelace.ipynb"
 RUBRIC = ROOT / "autograder" / "rubric.yaml"
@@ -102,7 +103,7 @@ def _descendants(root: int) -> set[int]:
 
 def _settings(out_dir: Path, profile: dict) -> GradeSettings:
     return GradeSettings(out_dir=out_dir, rubric_path=RUBRIC, data_dir=ROOT / "data_cache", sandbox="auto",
-                         profile=profile, limits=LIMITS)
+                         profile_name="tiny", profile=profile, limits=LIMITS)
 
 
 def _copy(source: Path, target: Path) -> None:

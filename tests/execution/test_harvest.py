@@ -11,7 +11,7 @@ import pytest
 from nbformat import v4
 
 from autograder.execution.kernel import recorder as kernel_side
-from autograder.execution.run import build_graded_notebook, find_parameters_cell, load_submission
+from autograder.execution.notebook import build_graded_notebook, find_parameters_cell, load_submission
 from autograder.execution.harvest import GradedLayout, cell_errors, harvest
 from autograder.execution.kernel.recorder import FIGURES_MIME, PROBE_MIME, PROBES, plain, probe_answer
 from autograder.execution.probe_inputs import draw_probe_inputs, inputs_for_probe
@@ -222,7 +222,7 @@ def test_load_submission_reads_v3_and_rejects_non_notebooks(tmp_path):
     not_notebook.write_text("[1, 2]")
     assert "not a Jupyter notebook" in load_submission(not_notebook)[1]
     from pathlib import Path
-    v3 = Path(__file__).parent / "fixtures" / "notebooks" / "nbformat3.ipynb"
+    v3 = Path(__file__).resolve().parents[1] / "fixtures" / "notebooks" / "nbformat3.ipynb"
     notebook, problem, notes = load_submission(v3)
     assert problem is None and notebook.nbformat == 4 and "y = 6 * 7" in notebook.cells[0].source
 

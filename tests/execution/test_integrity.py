@@ -20,14 +20,14 @@ from nbformat import v4
 
 from autograder.execution import integrity
 from autograder.execution.kernel import guard as kernel_guard, recorder as kernel_side
-from autograder.execution.run import build_graded_notebook
+from autograder.execution.notebook import build_graded_notebook
 from autograder.execution.harvest import harvest, integrity_findings
 from autograder.execution.limits import GiB, Limits
 from autograder.pipeline import GradeSettings, grade_class
 from autograder.execution.probe_inputs import draw_probe_inputs, inputs_for_probe
 from autograder.lab.profiles import TINY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
 RUBRIC = ROOT / "autograder" / "rubric.yaml"
 BASELINE = "wrong_implementation"
@@ -61,6 +61,7 @@ def graded(tmp_path_factory):
                       for file in ("row.json", "results.json")] + [str(out_dir / "gradebook.csv")]
     hidden = [str(ROOT / "solution" / "lab.ipynb"), str(ROOT / "autograder" / "checks" / "registry.py"), str(RUBRIC)]
     settings = GradeSettings(out_dir=out_dir, rubric_path=RUBRIC, data_dir=ROOT / "data_cache", sandbox="auto",
+                             profile_name="tiny",
                              profile={**TINY, "RESULT_TARGETS": result_targets, "HIDDEN_PATHS": hidden},
                              limits=LIMITS)
     rows = grade_class(submissions, settings, jobs=2, progress=False)

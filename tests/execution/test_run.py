@@ -16,7 +16,7 @@ from autograder.execution.limits import GiB, Limits
 from autograder.execution.probe_inputs import draw_probe_inputs
 from autograder.execution.sandbox import bwrap_check
 
-NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "notebooks"
 FAST_LIMITS = Limits(cell_timeout_s=5, notebook_timeout_s=40, probe_timeout_s=15, probe_reserve_s=15,
                      interrupt_grace_s=2, startup_grace_s=40, memory_bytes=2 * GiB, max_cell_output_bytes=200_000)
 PROBE_SEED = 7

@@ -17,8 +17,8 @@ from autograder.execution.run import execute_submission
 from autograder.execution.limits import GiB, Limits
 from autograder.execution.probe_inputs import draw_probe_inputs
 
-NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
-PROJECT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "notebooks"
+PROJECT = Path(__file__).resolve().parents[2]
 LIMITS = Limits(cell_timeout_s=10, notebook_timeout_s=40, probe_timeout_s=15, probe_reserve_s=15,
                 interrupt_grace_s=2, startup_grace_s=40, memory_bytes=2 * GiB)
 

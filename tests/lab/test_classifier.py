@@ -12,7 +12,7 @@ import pytest
 
 from autograder.lab import classifier
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data_cache"
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from autograder.lab import data
 
-ROOT = Path(__file__).resolve().parents[1] / "data_cache"
+ROOT = Path(__file__).resolve().parents[2] / "data_cache"
 
 
 class _RunsCommand:

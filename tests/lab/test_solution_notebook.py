@@ -9,7 +9,7 @@ import pytest
 
 from autograder.lab import profiles, solution_run
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Runs after the results cell, in the solution's kernel: names, types and shapes of the contract, as JSON.
 PROBE = r'''

@@ -9,7 +9,7 @@ import pytest
 
 from autograder.lab import template
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MASTER = REPO / "solution" / "lab.ipynb"
 TEMPLATE = REPO / "student_template"
 STALE = "student_template/ is stale: run `make template`"

@@ -20,7 +20,7 @@ from autograder.execution.limits import Limits
 from autograder.pipeline import GradeSettings, grade_class
 from autograder.lab.profiles import TINY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -80,7 +80,8 @@ def graded(tmp_path_factory):
     shutil.copyfile(FIXTURES / "not_json.ipynb", submissions / "broken.ipynb")
     out_dir = tmp_path_factory.mktemp("browser_grades")
     settings = GradeSettings(out_dir=out_dir, rubric_path=ROOT / "autograder" / "rubric.yaml",
-                             data_dir=ROOT / "data_cache", sandbox="auto", profile=dict(TINY),
+                             data_dir=ROOT / "data_cache", sandbox="auto", profile_name="tiny",
+                             profile=dict(TINY),
                              limits=Limits(cell_timeout_s=60, notebook_timeout_s=300))
     rows = grade_class(submissions, settings, jobs=2, progress=False)
     assert {r.submission: r.status for r in rows} == {"Ada_Lovelace": "ok", "Bob_Copy": "ok", "broken": "invalid"}

@@ -9,7 +9,7 @@ from autograder.reports import canvas
 from autograder.discover import discover
 from autograder.scoring import load_rubric
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

@@ -9,9 +9,10 @@ import zlib
 
 import pytest
 
-from autograder.checks import registry as checks
-from autograder.reports import feedback as report
-from autograder.scoring import DEFAULT_RUBRIC, ItemScore, load_rubric
+from autograder.checks import elbo
+from autograder.reports import feedback, gradebook, results_json, writing
+from autograder.results import ItemScore
+from autograder.scoring import DEFAULT_RUBRIC, load_rubric
 
 XSS = "<script>alert('pwned')</script>"
 
@@ -39,11 +40,11 @@ def tiny_png() -> bytes:
 
 def test_results_json_round_trips_with_gradescope_fields(tmp_path):
     path = tmp_path / "results.json"
-    written = report.write_results_json(path, SCORES, status="ok", reason="")
+    written = results_json.write_results_json(path, SCORES, status="ok", reason="")
     data = json.loads(path.read_text())
     assert data == written
     assert data["score"] == pytest.approx(47.5)
-    assert data["stdout_visibility"] in report.GRADESCOPE_VISIBILITIES
+    assert data["stdout_visibility"] in results_json.GRADESCOPE_VISIBILITIES
     assert [t["name"] for t in data["tests"]] == [s.title for s in SCORES]
     for test, expected in zip(data["tests"], SCORES):
         assert (test["score"], test["max_score"]) == (expected.points, expected.max_points)
@@ -55,14 +56,14 @@ def test_results_json_round_trips_with_gradescope_fields(tmp_path):
 
 
 def test_results_json_never_contains_check_code(tmp_path):
-    text = json.dumps(report.gradescope_dict(SCORES, "ok"))
-    source = inspect.getsource(checks.kl_closed_form)
+    text = json.dumps(results_json.gradescope_dict(SCORES, "ok"))
+    source = inspect.getsource(elbo.kl_closed_form)
     assert "def kl_closed_form" not in text and source[200:260] not in text
     assert '"body"' not in text and "import " not in text
 
 
 def test_grader_error_uses_otters_failure_result():
-    data = report.gradescope_dict([item("curve", 0, 25)], "error", "grader bug: KeyError 'x'")
+    data = results_json.gradescope_dict([item("curve", 0, 25)], "error", "grader bug: KeyError 'x'")
     assert data["score"] == 0
     assert data["tests"][0]["name"] == "Autograder Failed" and data["tests"][0]["visibility"] == "visible"
     hidden = data["tests"][1]
@@ -71,7 +72,7 @@ def test_grader_error_uses_otters_failure_result():
 
 def test_failed_submission_lists_every_item_at_zero(tmp_path):
     zeros = [item(s.item_id, 0, s.max_points, message="the notebook ran past the time limit") for s in SCORES]
-    data = report.write_results_json(tmp_path / "r.json", zeros, status="timeout", reason="ran past 600 s")
+    data = results_json.write_results_json(tmp_path / "r.json", zeros, status="timeout", reason="ran past 600 s")
     assert data["score"] == 0 and len(data["tests"]) == len(SCORES)
     assert "timeout" in data["output"] and "ran past 600 s" in data["output"]
 
@@ -87,7 +88,7 @@ def render(**changes) -> str:
                    figures_png=[(f"cell 4 {XSS}", tiny_png()), ("cell 5", b"GIF89a not a png")],
                    display_name=f"Ada {XSS}", sandbox="none", flags=["report_pdf_missing"])
     options.update(changes)
-    return report.render_feedback_html(**options)
+    return feedback.render_feedback_html(**options)
 
 
 def test_feedback_escapes_everything_from_the_student():
@@ -115,8 +116,15 @@ def test_feedback_content_total_errors_hints_and_hidden_items():
     assert "without an operating-system sandbox" not in render(sandbox="bwrap")
 
 
+def test_feedback_lists_the_notes_of_the_run_only_when_there_are_some():
+    note = "Output was truncated in 2 cell(s) (more than 1.0 MiB in a cell); grading is unaffected."
+    html = render(notes=[note, f"note {XSS}"])
+    assert "Notes from the run" in html and note in html and "<script" not in html
+    assert "Notes from the run" not in render()
+
+
 def test_write_feedback_html_writes_the_page(tmp_path):
-    path = report.write_feedback_html(tmp_path / "feedback.html", "ada", "ok", "", SCORES)
+    path = feedback.write_feedback_html(tmp_path / "feedback.html", "ada", "ok", "", SCORES)
     assert path.read_text().startswith("<!DOCTYPE html>")
 
 
@@ -129,7 +137,7 @@ def test_gradebook_columns_and_sorted_rows(tmp_path):
             {"submission": "=HYPERLINK(1)", "status": "invalid", "score": 0, "max_score": 170, "items": {}},
             {"submission": "amy", "status": "error", "score": 0.0, "max_score": 170,
              "items": {i.item_id: 0.0 for i in rubric.items}}]
-    report.write_gradebook_csv(tmp_path / "gradebook.csv", rows, rubric)
+    gradebook.write_gradebook_csv(tmp_path / "gradebook.csv", rows, rubric)
     table = list(csv.reader((tmp_path / "gradebook.csv").open()))
     assert table[0] == ["submission", "status", "score", "max_score"] + rubric.item_ids
     assert [r[0] for r in table[1:]] == ["'=HYPERLINK(1)", "amy", "zed"]       # sorted, formula defused
@@ -140,7 +148,7 @@ def test_gradebook_columns_and_sorted_rows(tmp_path):
 
 def test_gradebook_accepts_item_scores(tmp_path):
     rubric = load_rubric(DEFAULT_RUBRIC)
-    report.write_gradebook_csv(tmp_path / "g.csv", [{"submission": "a", "status": "ok", "max_score": 170,
+    gradebook.write_gradebook_csv(tmp_path / "g.csv", [{"submission": "a", "status": "ok", "max_score": 170,
                                                      "item_scores": SCORES[:2]}], rubric)
     row = list(csv.DictReader((tmp_path / "g.csv").open()))[0]
     assert (row["score"], row["training_curves"], row["latent_scatter"], row["pca"]) == ("37.5", "25", "12.5", "")
@@ -160,7 +168,7 @@ def test_a_writer_failing_midway_leaves_the_previous_file(tmp_path):
     rows = [{"submission": "a", "status": "ok", "score": 1, "max_score": 170, "items": {}},
             {"submission": "b", "status": Explodes(), "score": 1, "max_score": 170, "items": {}}]
     with pytest.raises(RuntimeError, match="disk full"):
-        report.write_gradebook_csv(path, rows, rubric)
+        gradebook.write_gradebook_csv(path, rows, rubric)
     assert path.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["gradebook.csv"]          # no temporary file left
 
@@ -170,7 +178,7 @@ def test_atomic_write_never_creates_a_partial_file(tmp_path):
         f.write("half of it")
         raise OSError("killed")
     with pytest.raises(OSError):
-        report.atomic_write(tmp_path / "new.json", half)
+        writing.atomic_write(tmp_path / "new.json", half)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -179,20 +187,20 @@ def test_fix_hints_come_from_the_error_not_from_the_code_shown():
                      "traceback": ["assert reconstructed.shape == data.shape", "AssertionError: wrong values"]}
     layer = {"cell": 4, "ename": "RuntimeError", "evalue": "mat1 and mat2 shapes cannot be multiplied (1x784 and 2x512)",
              "traceback": []}
-    html = report.render_feedback_html("s", "cell_error", "", SCORES, [shape_in_code, layer])
+    html = feedback.render_feedback_html("s", "cell_error", "", SCORES, [shape_in_code, layer])
     assert html.count("What to fix") == 1 and "flatten images to (batch, 784)" in html
 
 
 def test_penalties_are_stated_once(tmp_path):
     note = "Submitted as an archive (10% penalty)."
     penalised = [ItemScore(**{**s.to_dict(), "points": s.points * 0.9, "penalties": [note]}) for s in SCORES]
-    data = report.gradescope_dict(penalised, "ok")
+    data = results_json.gradescope_dict(penalised, "ok")
     assert data["output"].count(note) == 1 and all(note not in t["output"] for t in data["tests"])
-    html = report.render_feedback_html("s", "ok", "", penalised, flags=["archive_submission"])
+    html = feedback.render_feedback_html("s", "ok", "", penalised, flags=["archive_submission"])
     assert html.count(note) == 1 and "after penalty" in html
 
 
 def test_reports_are_readable_by_others_not_private_temp_files(tmp_path):
     # Bug: atomic writes renamed a mkstemp file (mode 0600) over the report, so a TA's web server could not read it.
-    path = report.atomic_write_text(tmp_path / "feedback.html", "<p>ok</p>")
-    assert path.stat().st_mode & 0o777 == report.REPORT_FILE_MODE == 0o644
+    path = writing.atomic_write_text(tmp_path / "feedback.html", "<p>ok</p>")
+    assert path.stat().st_mode & 0o777 == writing.REPORT_FILE_MODE == 0o644

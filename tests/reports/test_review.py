@@ -12,14 +12,15 @@ import pytest
 
 from autograder import pipeline
 from autograder.execution import run as execute
-from autograder.reports import review
+from autograder.reports import review, written_answers
 from autograder.execution.run import ExecutionResult
 from autograder.execution.limits import Limits
-from autograder.pipeline import ROW_FILE, GradeSettings, grade_class
+from autograder.pipeline import GradeSettings, grade_class
+from autograder.results import ROW_FILE
 from autograder.lab.profiles import TINY
 from autograder.scoring import load_rubric
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUBRIC = ROOT / "autograder" / "rubric.yaml"
 TEMPLATE = ROOT / "student_template" / "lab.ipynb"
 MASTER = ROOT / "solution" / "lab.ipynb"
@@ -32,7 +33,7 @@ def rubric():
 
 @pytest.fixture(scope="module")
 def questions(rubric):
-    return review.load_questions(rubric)
+    return written_answers.load_questions(rubric)
 
 
 def template() -> nbformat.NotebookNode:
@@ -78,20 +79,20 @@ def test_rubric_written_items_are_the_masters_manual_questions(rubric, questions
 # --- finding answers ---------------------------------------------------------------------------------------------
 
 def test_filled_template_answers_and_untouched_template_blanks(questions, rubric):
-    answers = review.extract_answers(text(filled(rubric=rubric)), questions)
+    answers = written_answers.extract_answers(text(filled(rubric=rubric)), questions)
     assert {k: a.state for k, a in answers.items()} == {i: "answered" for i in rubric.manual_ids}
     for item_id, answer in answers.items():
         assert answer.text == f"My answer to {item_id}: because of *reasons*."
-    blank = review.extract_answers(TEMPLATE.read_bytes(), questions)
+    blank = written_answers.extract_answers(TEMPLATE.read_bytes(), questions)
     assert {a.state for a in blank.values()} == {"blank"} and not any(a.text for a in blank.values())
 
 
 def test_otter_autograder_notebook_skips_the_placeholder(questions):
     """The demo's solution (otter's autograder notebook) keeps the placeholder cell and adds the model answer."""
-    answers = review.extract_answers((ROOT / "autograder/lab/demo_class/Assignment1 Ada Lovelace.ipynb").read_bytes(),
+    answers = written_answers.extract_answers((ROOT / "autograder/lab/demo_class/Assignment1 Ada Lovelace.ipynb").read_bytes(),
                                      questions)
     assert all(a.state == "answered" and a.text.startswith("_Model answer._") for a in answers.values())
-    assert not any(review.PLACEHOLDER in a.text for a in answers.values())
+    assert not any(written_answers.PLACEHOLDER in a.text for a in answers.values())
 
 
 def test_reordered_metadata_stripped_copy(questions, rubric):
@@ -109,16 +110,16 @@ def test_reordered_metadata_stripped_copy(questions, rubric):
     # Question 1: the answer typed into the prompt cell itself, the answer cell left with the placeholder.
     q1 = next(i for i, c in enumerate(cells) if "Question 1 (written answer)" in c.source)
     cells[q1].source += "\n\nRuns differ by a rotation of the latent space."
-    cells[q1 + 1].source = review.PLACEHOLDER
+    cells[q1 + 1].source = written_answers.PLACEHOLDER
     # Question 6c (its prompt cell starts with 6b's END marker): the answer typed into the prompt cell too.
     q6c = next(i for i, c in enumerate(cells) if "Question 6c (written answer)" in c.source)
     assert cells[q6c].source.startswith("<!-- END QUESTION -->")
     cells[q6c].source += "\n\nNew z every call."
-    cells[q6c + 1].source = review.PLACEHOLDER
+    cells[q6c + 1].source = written_answers.PLACEHOLDER
     # Question 3: the prompt copied further down with an empty answer cell after it (the first answer is kept).
     q3 = next(i for i, c in enumerate(cells) if "Question 3 (written answer)" in c.source)
     cells.append(nbformat.v4.new_markdown_cell(cells[q3].source))
-    cells.append(nbformat.v4.new_markdown_cell(review.PLACEHOLDER))
+    cells.append(nbformat.v4.new_markdown_cell(written_answers.PLACEHOLDER))
     # Question 4: the answer typed into a code cell (prose, not Python).
     q4 = next(i for i, c in enumerate(cells) if "Question 4 (written answer)" in c.source)
     cells[q4 + 1] = nbformat.v4.new_code_cell("The KL is summed per image so it stays comparable to the BCE term")
@@ -126,7 +127,7 @@ def test_reordered_metadata_stripped_copy(questions, rubric):
     q7 = next(i for i, c in enumerate(cells) if "Question 7 (written answer)" in c.source)
     del cells[q7:q7 + 2]
 
-    answers = review.extract_answers(text(notebook), questions)
+    answers = written_answers.extract_answers(text(notebook), questions)
     assert answers["q6_latent_spaces"].text == "My answer to q6_latent_spaces: because of *reasons*."
     assert answers["q1_autoencoder_runs"].text == "Runs differ by a rotation of the latent space."
     assert answers["q3_latent_size"].text == "My answer to q3_latent_size: because of *reasons*."
@@ -143,32 +144,32 @@ def test_renumbered_heading_is_matched_by_the_prompt_text(questions, rubric):
         cell.metadata = {}
         cell.source = cell.source.replace("<!-- BEGIN QUESTION -->", "").replace("<!-- END QUESTION -->", "")
         cell.source = cell.source.replace("**Question 3 (written answer).**", "**Question 4 (written answer).**")
-    answers = review.extract_answers(text(notebook), questions)
+    answers = written_answers.extract_answers(text(notebook), questions)
     assert answers["q3_latent_size"].text == "My answer to q3_latent_size: because of *reasons*."
     assert answers["q4_kl_batching"].text == "My answer to q4_kl_batching: because of *reasons*."
 
 
 def test_answer_starting_with_its_heading_is_kept(questions, rubric):
     notebook = filled({"q5_per_digit_grid": "Question 5: I used the encoder means."}, rubric)
-    answers = review.extract_answers(text(notebook), questions)
+    answers = written_answers.extract_answers(text(notebook), questions)
     assert answers["q5_per_digit_grid"].text == "Question 5: I used the encoder means."
 
 
 def test_without_the_template_headings_still_find_answers(rubric):
-    by_heading = review.load_questions(rubric, template=None)
-    answers = review.extract_answers(text(filled(rubric=rubric)), by_heading)
+    by_heading = written_answers.load_questions(rubric, template=None)
+    answers = written_answers.extract_answers(text(filled(rubric=rubric)), by_heading)
     assert all(a.text == f"My answer to {k}: because of *reasons*." for k, a in answers.items())
 
 
 def test_unreadable_notebook_gives_unreadable_answers(questions):
-    answers = review.extract_answers(b"{not json", questions)
+    answers = written_answers.extract_answers(b"{not json", questions)
     assert {a.state for a in answers.values()} == {"unreadable"}
 
 
 # --- the sheet ---------------------------------------------------------------------------------------------------
 
 def students_for(questions, names_and_notebooks):
-    return [(sid, name, review.extract_answers(text(nb), questions)) for sid, name, nb in names_and_notebooks]
+    return [(sid, name, written_answers.extract_answers(text(nb), questions)) for sid, name, nb in names_and_notebooks]
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -301,7 +302,7 @@ def test_ta_scores_reach_gradebook_feedback_and_results_without_reexecution(tmp_
         archive.writestr("cid/lab.ipynb", text(filled(rubric=rubric)))
     out = tmp_path / "out"
     settings = GradeSettings(out_dir=out, rubric_path=RUBRIC, data_dir=ROOT / "data_cache", sandbox="none",
-                             profile=dict(TINY), limits=Limits())
+                             profile_name="tiny", profile=dict(TINY), limits=Limits())
 
     rows = {r.submission: r for r in grade_class(submissions, settings, progress=False)}
     assert sorted(counted_execution) == ["submission.ipynb"] * 3
@@ -353,10 +354,10 @@ def test_ta_scores_reach_gradebook_feedback_and_results_without_reexecution(tmp_
 
 
 def test_prose_in_code_cells():
-    assert review._is_prose("The runs differ by a rotation of the codes")
-    assert review._is_prose("# The runs differ by a rotation\n# of the codes")
-    assert not review._is_prose("z = mu + eps * sigma\nprint(z)")
-    assert not review._is_prose("%pip install otter-grader now")
+    assert written_answers._is_prose("The runs differ by a rotation of the codes")
+    assert written_answers._is_prose("# The runs differ by a rotation\n# of the codes")
+    assert not written_answers._is_prose("z = mu + eps * sigma\nprint(z)")
+    assert not written_answers._is_prose("%pip install otter-grader now")
 
 
 def test_changing_written_points_reexecutes_nothing(tmp_path, counted_execution, rubric):
@@ -366,7 +367,7 @@ def test_changing_written_points_reexecutes_nothing(tmp_path, counted_execution,
     rubric_copy = tmp_path / "rubric.yaml"
     rubric_copy.write_text(RUBRIC.read_text())
     settings = GradeSettings(out_dir=tmp_path / "out", rubric_path=rubric_copy, data_dir=ROOT / "data_cache",
-                             sandbox="none", profile=dict(TINY), limits=Limits())
+                             sandbox="none", profile_name="tiny", profile=dict(TINY), limits=Limits())
     total = rubric.max_points + rubric.manual_points
     assert grade_class(submissions, settings, progress=False)[0].max_score == total
     rubric_copy.write_text(RUBRIC.read_text().replace("points: 3, title:", "points: 4, title:"))

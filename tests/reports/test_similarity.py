@@ -11,7 +11,7 @@ from nbformat import v4
 from autograder.reports import similarity
 from autograder.discover import discover
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "student_template" / "lab.ipynb"
 
 # One student's own work: what a student adds to the template.

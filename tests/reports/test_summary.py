@@ -145,7 +145,8 @@ def test_grade_class_writes_both_pages_after_the_gradebook(tmp_path, monkeypatch
     submissions.mkdir()
     (submissions / "broken.ipynb").write_text("not a notebook")      # graded as invalid without running anything
     settings = pipeline.GradeSettings(out_dir=tmp_path / "out", rubric_path=Path(pipeline.__file__).with_name(
-        "rubric.yaml"), data_dir=tmp_path, sandbox="none", profile=dict(TINY), limits=Limits())
+        "rubric.yaml"), data_dir=tmp_path, sandbox="none", profile_name="tiny", profile=dict(TINY),
+        limits=Limits())
     seen = {}
 
     def record(out_dir, subs, rows, rubric):

@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 # A fresh interpreter: colorsys stands for torch, a module the notebook imports later (or never).
 ON_IMPORT = """
