@@ -36,11 +36,11 @@ import yaml
 
 from autograder import GRADER_VERSION, STUDENT_TEMPLATE, scoring
 from autograder.discover import Submission, discover
+from autograder.execution import integrity, run
 from autograder.execution.limits import Limits
-from autograder.execution.probe_inputs import draw_probe_inputs
-from autograder.execution import run
 from autograder.execution.run import ExecutionResult
 from autograder.lab import classifier
+from autograder.probing.probe_run import ProbeOutcome, ProbeRun
 from autograder.reports import canvas, review, similarity, summary, written_answers
 from autograder.reports.feedback import figures_from_notebook, write_feedback_html
 from autograder.reports.gradebook import write_gradebook_csv
@@ -134,7 +134,7 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
         return cached
 
     started = time.monotonic()
-    probe_inputs = draw_probe_inputs(probe_seed(secret, submission))
+    outcome = ProbeOutcome(notes=["the notebook did not run, so nothing was probed"])
     with tempfile.TemporaryDirectory(prefix="labgrade-") as workdir:
         workdir = Path(workdir)
         result = None
@@ -152,9 +152,15 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
             run_dir.mkdir()
             # The public self-checks, so that the student's grader.check cells run as they did for them.
             shutil.copytree(PUBLIC_TESTS, run_dir / "tests")
-            result = run.execute_submission(notebook_path, run_dir, overrides=settings.profile,
-                                            probe_inputs=probe_inputs, data_dir=settings.data_dir,
-                                            limits=settings.limits, sandbox=settings.sandbox)
+            prober = ProbeRun(data_dir=settings.data_dir, limits=settings.limits, venv=run.venv())
+            try:
+                result = run.execute_submission(notebook_path, run_dir, overrides=settings.profile,
+                                                data_dir=settings.data_dir, limits=settings.limits,
+                                                sandbox=settings.sandbox, before_run=prober.start)
+                outcome = prober.finish(run_dir, probe_seed(secret, submission), settings.profile,
+                                        result.artefacts.get("figures") or [])
+            finally:
+                prober.stop()
         executed = sub_out / EXECUTED_NOTEBOOK
         if result.executed_notebook_path and Path(result.executed_notebook_path).exists():
             sub_out.mkdir(parents=True, exist_ok=True)
@@ -162,12 +168,16 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
             os.replace(executed.with_suffix(".tmp"), executed)
         elif executed.exists():     # a stale notebook of an earlier version must not feed this version's feedback
             executed.unlink()
+    result.notes += outcome.notes
     log_run(submission.submission_id, result)
+    if outcome.server_log.strip() and not is_graded(result.status):
+        log.info("%s: probe server log, last lines:\n%s", submission.submission_id, outcome.server_log.rstrip())
+    artefacts, findings = with_probes(result, outcome)
 
     # Integrity findings of the run (for the instructor) join the discovery flags: row, penalties, feedback.
-    submission = replace(submission, flags=submission.flags | frozenset(result.integrity_flags))
+    submission = replace(submission, flags=submission.flags | frozenset(integrity.flags(findings)))
     await_warm_up()
-    item_scores = scoring.score(rubric, result.artefacts or {}, probe_inputs, status=result.status,
+    item_scores = scoring.score(rubric, artefacts, outcome.inputs, status=result.status,
                                 reason=result.reason, profile=settings.profile, profile_name=settings.profile_name)
     item_scores = scoring.apply_penalties(item_scores, set(submission.flags), rubric)
     row = GradeRow(submission=submission.submission_id, display_name=submission.display_name, status=result.status,
@@ -180,6 +190,20 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
     text = row.to_json()
     atomic_write_text(sub_out / ROW_FILE, text)
     return GradeRow.from_json(text)
+
+
+def with_probes(result: ExecutionResult, outcome: ProbeOutcome) -> tuple[dict, list]:
+    """The artefacts the checks read (the run's figures, the probes' answers, the names the notebook defines) and
+    every integrity finding. A finding that voids (the notebook reached the grader's machinery: its code, its
+    hooks, its channel) leaves no figure and no probe answer to grade: attempts earn nothing."""
+    findings = list(result.findings) + list(outcome.findings)
+    artefacts = {**result.artefacts, "probes": outcome.probes, "names": outcome.names}
+    voiding = [finding.text for finding in findings if finding.voids]
+    if voiding:
+        error = {"ok": False, "error": f"IntegrityError: {voiding[0]}"}
+        artefacts = {"figures": [], "probes": {name: dict(error) for name in outcome.probes}, "names": outcome.names}
+        result.notes.append(f"Integrity: {voiding[0]}; the automatic results could not be verified and earn nothing.")
+    return artefacts, findings
 
 
 def failed_row(submission: Submission, rubric, error: BaseException) -> GradeRow:

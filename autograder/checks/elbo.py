@@ -5,11 +5,12 @@ formulas, so the message can name the mistake."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from autograder.checks.registry import (CheckResult, ProbeMissing, array, check, close, error_hint, fmt, inputs, probe,
+from autograder.checks.registry import (CHECK_DEFAULTS, CheckResult, ProbeMissing, array, check, close, error_hint, fmt, inputs, probe,
                                         scalar, sentence, short)
 
 
@@ -316,8 +317,18 @@ def _judge_loss(which: str, recon: str, kl: str, data: dict, params: dict, stude
     return 0.0, message
 
 
-def _grade_bernoulli(value: float, data: dict, params: dict, student_kl: str | None) -> tuple[float, str, dict]:
-    rtol, atol = float(params["rtol"]), float(params["atol"])
+@dataclass(frozen=True)
+class Identified:
+    """A loss identified on the grader's batch: its (reconstruction, KL) reductions (RECON_REDUCTIONS x
+    KL_REDUCTIONS names, or "swapped" for the reconstruction), and for the Gaussian loss the weight c of the summed
+    squared error and a constant per image (the Gaussian normaliser D/2 log(2 pi variance), when included)."""
+    structure: tuple
+    c: float = 1.0
+    offset: float = 0.0
+    variance_ignored: bool = False
+
+
+def identify_bernoulli(value: float, data: dict, rtol: float, atol: float) -> Identified | None:
     R = _bce(data["x"], data["xr"]).sum(axis=1)
     swapped = _bce(data["xr"], data["x"]).sum(axis=1)     # binary_cross_entropy(x, x_reconstructed)
     k, D, K = data["kl_rows"], data["D"], data["K"]
@@ -325,64 +336,126 @@ def _grade_bernoulli(value: float, data: dict, params: dict, student_kl: str | N
                   for q, (qf, _, _) in KL_REDUCTIONS.items()}
     candidates.update({("swapped", q): float(swapped.mean() + qf(k, K)) for q, (qf, _, _) in KL_REDUCTIONS.items()})
     found = _nearest(value, candidates, rtol, atol)
-    details = {"value": value, "expected": candidates[("correct", "correct")], "identified": list(found or [])}
-    if found and found[0] == "swapped":
+    return Identified(found) if found else None
+
+
+def _grade_bernoulli(value: float, data: dict, params: dict, student_kl: str | None) -> tuple[float, str, dict]:
+    rtol, atol = float(params["rtol"]), float(params["atol"])
+    found = identify_bernoulli(value, data, rtol, atol)
+    expected = float(RECON_REDUCTIONS["correct"][0](_bce(data["x"], data["xr"]).sum(axis=1), data["D"])
+                     + data["kl_rows"].mean())
+    details = {"value": value, "expected": expected, "identified": list(found.structure) if found else []}
+    if found and found.structure[0] == "swapped":
         return (float((params.get("partial") or {}).get("bce_arguments_swapped", 0.0)),
                 "bernoulli_vae_loss: the arguments of binary_cross_entropy are swapped: it is "
                 "F.binary_cross_entropy(x_reconstructed, x) (prediction first, target second).", details)
     if found:
-        fraction, message = _judge_loss("bernoulli", found[0], found[1], data, params, student_kl)
+        fraction, message = _judge_loss("bernoulli", *found.structure, data, params, student_kl)
         return fraction, message, details
     return 0.0, (f"bernoulli_vae_loss returns {fmt(value)} on the grader's batch; the negative ELBO (BCE summed over "
                  f"pixels and averaged over the batch, plus the KL summed over latent dimensions and averaged over the "
-                 f"batch) is {fmt(candidates[('correct', 'correct')])}, and no known mistake explains your value."), \
-        details
+                 f"batch) is {fmt(expected)}, and no known mistake explains your value."), details
 
 
-def _grade_gaussian(value: float, data: dict, params: dict, student_kl: str | None) -> tuple[float, str, dict]:
-    """Accepts value = c * mean_b(sum_pixels (x - mean)^2) + mean_b(KL_row) for any c in [c_min, c_max]
-    (c = 1 / (2 sigma^2) for a fixed variance sigma^2). One number cannot identify c, so: first the usual constants
-    (0.5: sigma^2 = 1; 1: summed MSE; 5: the template's sigma^2 = 0.1) are tried on every (reconstruction, KL) pair
-    (an exact match names the mistake), then any c in range with the correct pair, then any c in range with a
-    mistaken pair (first in RECON_REDUCTIONS x KL_REDUCTIONS order)."""
+# Gaussian reconstruction weights c(variance) for the summed squared error: the right one, 1 / (2 variance), and
+# the mistakes seen with it (the variance used as a standard deviation, the factor 2 forgotten).
+GAUSSIAN_WEIGHTS = {
+    "correct": (lambda v: 1.0 / (2.0 * v), ""),
+    "variance_as_std": (lambda v: 1.0 / (2.0 * v * v), "the variance is squared: `variance` already is sigma^2, so "
+                                                        "divide the squared error by 2 * variance"),
+    "no_half": (lambda v: 1.0 / v, "the factor 1/2 is missing: the Gaussian log-likelihood is -(x - mean)^2 / "
+                                   "(2 variance)"),
+}
+
+
+def identify_gaussian(values: dict, data: dict, params: dict) -> Identified | None:
+    """From the loss at the contract's variance (0.1) and at a second variance the grader drew: which reductions,
+    which weight c(variance), with or without the normaliser; or a loss that ignores its `variance` argument with
+    one of the usual constants. The constant is pinned: two variances leave no freedom."""
     rtol, atol = float(params["rtol"]), float(params["atol"])
-    c_min, c_max = float(params["gaussian_c_min"]), float(params["gaussian_c_max"])
+    first, second = scalar(values.get("gaussian")), scalar(values.get("gaussian_at_variance"))
+    v1, v2 = float(params["gaussian_variance"]), scalar(values.get("gaussian_variance"))
+    if first is None or second is None or v2 is None:
+        return None
     R = ((data["x"] - data["xr"]) ** 2).sum(axis=1)
     k, D, K = data["kl_rows"], data["D"], data["K"]
-    pairs = {(r, q): (float(rf(R, D)), float(qf(k, K))) for r, (rf, _, _) in RECON_REDUCTIONS.items()
-             for q, (qf, _, _) in KL_REDUCTIONS.items()}
-    exact = {(r, q, c): c * a + b for (r, q), (a, b) in pairs.items() for c in params["gaussian_usual_c"]}
-    found = _nearest(value, exact, rtol, atol)
-    implied = {pair: (value - b) / a if a else float("nan") for pair, (a, b) in pairs.items()}
-    correct = ("correct", "correct")
-    details = {"value": value, "implied_c": implied[correct],
-               "expected_sigma2_1": 0.5 * pairs[correct][0] + pairs[correct][1]}
-    pair, c = (found[:2], found[2]) if found else (None, None)
-    if pair is None and c_min <= implied[correct] <= c_max:
-        pair, c = correct, implied[correct]
-    if pair is None:
-        pair = next((p for p in pairs if p != correct and c_min <= implied[p] <= c_max), None)
-        c = implied[pair] if pair else None
-    details["identified"] = list(pair or [])
-    if pair:
-        fraction, message = _judge_loss("gaussian", pair[0], pair[1], data, params, student_kl, c)
-        return fraction, message, details
-    return 0.0, (f"gaussian_vae_loss returns {fmt(value)} on the grader's batch; with a fixed variance sigma^2 = 1 "
-                 f"the negative ELBO is 0.5 * sum over pixels of (x - mean)^2, averaged over the batch, plus the KL = "
-                 f"{fmt(details['expected_sigma2_1'])}. Yours matches no fixed variance between "
-                 f"{1 / (2 * c_max):.3g} and {1 / (2 * c_min):.3g}, nor a known mistake."), details
+    for (r, (rf, rscale, _)), (q, (qf, _, _)) in ((a, b) for a in RECON_REDUCTIONS.items()
+                                                  for b in KL_REDUCTIONS.items()):
+        a, b = float(rf(R, D)), float(qf(k, K))
+        scale = rscale(data["B"], D)
+        for weight, (c_of, _) in GAUSSIAN_WEIGHTS.items():
+            for normalised in (False, True):
+                def predicted(v):
+                    offset = 0.5 * D * math.log(2 * math.pi * v) * scale if normalised else 0.0
+                    return c_of(v) * a + b + offset
+                if close(first, predicted(v1), rtol, atol) and close(second, predicted(v2), rtol, atol):
+                    offset = 0.5 * D * math.log(2 * math.pi * v1) if normalised else 0.0
+                    return Identified((r, q), c_of(v1), offset, False) if weight == "correct" else \
+                        Identified((r, q, weight), c_of(v1), offset, False)
+        if close(first, second, rtol, atol):
+            for c in params["gaussian_usual_c"]:
+                if close(first, c * a + b, rtol, atol):
+                    return Identified((r, q), float(c), 0.0, True)
+    return None
 
 
-@check("loss_proportions", rtol=1e-4, atol=1e-3, gaussian_c_min=0.05, gaussian_c_max=50.0,
-       gaussian_usual_c=[0.5, 1.0, 5.0], partial={"proportion_kept": 0.5, "kl_inherited": 0.5},
+def _grade_gaussian(values: dict, data: dict, params: dict, student_kl: str | None) -> tuple[float, str, dict]:
+    found = identify_gaussian(values, data, params)
+    v1 = float(params["gaussian_variance"])
+    R = ((data["x"] - data["xr"]) ** 2).sum(axis=1)
+    expected = float(R.mean() / (2 * v1) + data["kl_rows"].mean())
+    details = {"value": scalar(values.get("gaussian")), "expected": expected,
+               "identified": list(found.structure) if found else [], "c": found.c if found else None}
+    if found is None:
+        return 0.0, (f"gaussian_vae_loss returns {fmt(details['value'])} on the grader's batch with the default "
+                     f"variance {v1:g}; the negative ELBO (squared error summed over pixels / (2 * variance), averaged "
+                     f"over the batch, plus the KL) is {fmt(expected)}, and neither that, nor the same with the "
+                     f"Gaussian's constant, nor a known mistake explains your values at variance {v1:g} and "
+                     f"{fmt(values.get('gaussian_variance'))}."), details
+    if len(found.structure) == 3:
+        return 0.0, f"gaussian_vae_loss: {GAUSSIAN_WEIGHTS[found.structure[2]][1]}.", details
+    fraction, message = _judge_loss("gaussian", *found.structure, data, params, student_kl, found.c)
+    if found.variance_ignored:
+        fraction *= float((params.get("partial") or {}).get("variance_ignored", 0.0))
+        message = (f"gaussian_vae_loss ignores its `variance` argument (it gives the same value for variance "
+                   f"{v1:g} and {fmt(values.get('gaussian_variance'))}): use it, squared error / (2 * variance). "
+                   + ("" if fraction == 0 else message))
+    return fraction, message, details
+
+
+def identify_loss(which: str, artefacts: dict, probe_inputs: dict,
+                  params: dict | None = None) -> Identified | None:
+    """How the student's `which` ("bernoulli" or "gaussian") loss is built, from the loss probe; None when no known
+    form matches (for the history checks, which compare a training history with the trained model)."""
+    params = {**CHECK_DEFAULTS["loss_proportions"], **(params or {})}
+    try:
+        answer = probe(artefacts, "loss")
+        data = _loss_inputs(probe_inputs)
+    except (ProbeMissing, KeyError, TypeError, ValueError):
+        return None
+    if not isinstance(answer, dict):
+        return None
+    if which == "bernoulli":
+        value = scalar(answer.get("bernoulli"))
+        found = identify_bernoulli(value, data, float(params["rtol"]), float(params["atol"])) \
+            if value is not None else None
+        return found if found and found.structure[0] != "swapped" else None
+    found = identify_gaussian(answer, data, params)
+    return found if found and len(found.structure) == 2 else None
+
+
+@check("loss_proportions", rtol=1e-4, atol=1e-3, gaussian_variance=0.1, gaussian_usual_c=[0.5, 1.0, 5.0],
+       partial={"proportion_kept": 0.5, "kl_inherited": 0.5, "variance_ignored": 0.5},
        weights={"bernoulli": 0.5, "gaussian": 0.5})
 def loss_proportions(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
     """Both losses must weigh reconstruction and KL in the right proportion (per-sample sums, batch means). The
     reconstruction and KL reductions are identified jointly. `partial` credits named mistakes: `proportion_kept`
     (both terms scaled alike, e.g. both summed over the batch), `kl_inherited` (the reconstruction is right and the KL
     term repeats the student's own kl_divergence mistake, already costed by the KL items), `recon_pixel_mean`,
-    `bce_arguments_swapped` (default 0). Optional probe fields `bernoulli_doubled` / `gaussian_doubled` (the loss on
-    the batch repeated twice), when the kernel provides them, pin down batch summing for any constant."""
+    `bce_arguments_swapped` (default 0), `variance_ignored` (the Gaussian loss gives the right value at the
+    default variance but ignores its argument). The Gaussian loss is evaluated at the default `gaussian_variance`
+    and at a second variance drawn by the grader, which pins its constant. `bernoulli_doubled` / `gaussian_doubled`
+    (the loss on the batch repeated twice) pin down batch summing."""
     answer = probe(artefacts, "loss")
     if not isinstance(answer, dict):
         raise ValueError("the loss probe answer is not a dict")
@@ -402,8 +475,10 @@ def loss_proportions(artefacts: dict, probe_inputs: dict, params: dict) -> Check
             part, message, info = 0.0, (f"{which}_vae_loss must return one finite scalar (a 0-d tensor averaged over "
                                         f"the batch); it returned {short(repr(raw), 80)}."), {}
         else:
-            grade = _grade_bernoulli if which == "bernoulli" else _grade_gaussian
-            part, message, info = grade(value, data, params, student_kl)
+            if which == "bernoulli":
+                part, message, info = _grade_bernoulli(value, data, params, student_kl)
+            else:
+                part, message, info = _grade_gaussian(answer, data, params, student_kl)
             doubled = scalar(answer.get(f"{which}_doubled"))
             if doubled is not None and not close(doubled, value, rtol, atol):
                 part = min(part, float(partial.get("proportion_kept", 0.0)))
@@ -417,12 +492,14 @@ def loss_proportions(artefacts: dict, probe_inputs: dict, params: dict) -> Check
 
 # --- reparameterization ------------------------------------------------------------------------------------------
 
-@check("reparameterization", standard_errors=5.0, weights={"mean": 0.25, "variance": 0.5, "gradients": 0.25})
+@check("reparameterization", standard_errors=5.0,
+       weights={"mean": 0.2, "variance": 0.4, "gradients": 0.2, "new_draws": 0.2})
 def reparameterization(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
     """n samples of reparameterize(mu, lv): per-dimension mean within `standard_errors` SE of mu (SE = sigma/sqrt(n)),
     variance within `standard_errors` SE of exp(lv) (SE of a sample variance = var * sqrt(2/(n-1))), and non-zero
     gradients to both inputs. Wrong variances are matched against: 0 (z = mu), lv^2 (lv as std), lv (no exp),
-    exp(2 lv) (lv as log sigma), 1 (eps not scaled)."""
+    exp(2 lv) (lv as log sigma), 1 (eps not scaled). `new_draws`: two consecutive calls on the same inputs draw
+    different noise (a function that reseeds torch, or keeps one eps, gives the same z every time)."""
     answer = probe(artefacts, "reparameterize")
     spec = inputs(probe_inputs, "reparameterize")
     mu, lv, n = array(spec["mu"], "mu").ravel(), array(spec["log_sigma_squared"], "lv").ravel(), int(spec["n"])
@@ -436,7 +513,9 @@ def reparameterization(artefacts: dict, probe_inputs: dict, params: dict) -> Che
     mean_ok = bool(np.all(np.abs(mean - mu) <= z * np.sqrt(sigma2 / n) + 1e-6))
     var_ok = bool(np.all(np.isfinite(var)) and np.all(np.abs(var - sigma2) <= z * var_se(sigma2) + 1e-6))
     grads = [bool(answer.get("grad_mu_nonzero")), bool(answer.get("grad_log_sigma_squared_nonzero"))]
-    fraction = w["mean"] * mean_ok + w["variance"] * var_ok + w["gradients"] * 0.5 * sum(grads)
+    new_draws = bool(answer.get("new_draws_each_call"))
+    fraction = (w["mean"] * mean_ok + w["variance"] * var_ok + w["gradients"] * 0.5 * sum(grads)
+                + w["new_draws"] * new_draws) / sum(float(v) for v in w.values())
     details = {"mean": mean, "var": var, "expected_mean": mu, "expected_var": sigma2, "grads": grads}
     problems = []
     if not var_ok:
@@ -469,6 +548,10 @@ def reparameterization(artefacts: dict, probe_inputs: dict, params: dict) -> Che
         problems.append(f"the mean of z is {np.round(mean, 4).tolist()}, expected mu = {np.round(mu, 4).tolist()}"
                         + (" (mu is not added: z = mu + eps * sigma)" if np.allclose(mean, 0, atol=0.05) and
                            not np.allclose(mu, 0, atol=0.05) else ""))
+    if not new_draws and var_ok:
+        problems.append("two calls on the same mu and log_sigma_squared return the same z: the noise must be new at "
+                        "every call (do not reseed torch inside reparameterize, and draw eps with torch.randn_like "
+                        "each time)")
     if not all(grads):
         missing = [name for name, ok in zip(("mu", "log_sigma_squared"), grads) if not ok]
         problems.append(f"no gradient reaches {' and '.join(missing)}: build z from the input tensors with torch "

@@ -97,15 +97,18 @@ def line_xy(line: dict) -> tuple[np.ndarray, np.ndarray]:
 
 # --- pixels ------------------------------------------------------------------------------------------------------
 
-def decode_uint8(encoded, shape) -> np.ndarray | None:
-    """uint8 array of `shape` from the kernel recorder's encode_uint8 text, or None when the text is not exactly that
-    (bad base64 or zlib, wrong size, too large). Decompression stops one byte past the expected size."""
+def decode_array(encoded, shape, dtype=np.uint8) -> np.ndarray | None:
+    """An array of `shape` and `dtype` (uint8 pixels, float32 scatter points) from the kernel recorder's
+    encode_uint8 text, or None when the text is not exactly that (bad base64 or zlib, wrong size, too large).
+    Decompression stops one byte past the expected size."""
     try:
         shape = tuple(int(d) for d in shape)
+        dtype = np.dtype(dtype)
     except (TypeError, ValueError):
         return None
-    size = math.prod(shape) if shape else 0
-    if not isinstance(encoded, str) or len(encoded) > MAX_ENCODED_CHARS or not 0 < size <= MAX_DECODED_PIXELS:
+    count = math.prod(shape) if shape else 0
+    size = count * dtype.itemsize
+    if not isinstance(encoded, str) or len(encoded) > MAX_ENCODED_CHARS or not 0 < count <= MAX_DECODED_PIXELS:
         return None
     try:
         compressed = base64.b64decode(encoded, validate=True)
@@ -115,7 +118,11 @@ def decode_uint8(encoded, shape) -> np.ndarray | None:
         return None
     if len(raw) != size or not inflater.eof:
         return None
-    return np.frombuffer(raw, dtype=np.uint8).reshape(shape)
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def decode_uint8(encoded, shape) -> np.ndarray | None:
+    return decode_array(encoded, shape, np.uint8)
 
 
 def image_grey(image: dict) -> np.ndarray | None:

@@ -5,9 +5,12 @@ Where the images come from:
 - figures: the kernel's recorder keeps the grey levels of every drawn image (`pixels` of an image description: zlib +
   base64 uint8, rows as displayed); the grids of digits and their tiles come from the one figure reader
   (checks/figure_reader.py): a stitched image cut into 28x28 tiles, or one 28x28 image per subplot (an empty cell of
-  an incomplete subplot grid counts as a sample that shows no digit);
+  an incomplete subplot grid counts as a sample that shows no digit). Only grids whose tiles are outputs of the
+  student's vae.decoder count (checks/ties.py): pasted MNIST digits are not generated images;
 - the `vae_decode` probe: the student's `vae.decoder` on z points drawn by the grader (a 15x15 grid over the prior's
-  5%..95% quantiles and 100 draws from N(0, I)), returned as uint8 pixels.
+  5%..95% quantiles and 100 draws from N(0, I)), as uint8 pixels.
+Every item needs a genuine trained VAE first (checks/model.py vae_verdict): a decoder that copies dataset images or
+does not depend on its weights draws "digits" that say nothing about the work.
 Tiles are made "bright digit on dark background" (MNIST's convention) before classification: a grid whose tile
 borders are mostly bright is inverted (e.g. digits stored as 1 - x).
 
@@ -29,9 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks.figure_reader import (DIGIT_SIDE, OTHER_MODEL_WORDS, VAE_WORDS, decode_uint8, figure_text,
-                                             read_grids, vae_figures)
+from autograder.checks.figure_reader import DIGIT_SIDE, figure_text
+from autograder.checks.model import vae_verdict
 from autograder.checks.registry import CheckResult, check
+from autograder.checks.ties import decoder_grids, untied_note
 from autograder.lab import classifier
 from autograder.lab.data import MnistCacheError
 from autograder.reports.writing import PNG_DATA_URI
@@ -94,10 +98,12 @@ def _grid(tiles: np.ndarray, kind: str, figure: int | None, title: str, filled: 
     return TileGrid(tiles, kind, figure, title, inverted, filled)
 
 
-def figure_grids(figures: list, max_pad: int = 4) -> list[TileGrid]:
-    """The grids of digits of these figures (checks/figure_reader.py) whose images all carry their pixels."""
-    return [_grid(g.tiles, g.kind, g.figure, g.title, g.filled) for g in read_grids(figures, max_pad)
-            if g.tiles is not None]
+def tied_grids(artefacts: dict, max_pad: int = 4) -> tuple[list[TileGrid], str]:
+    """The grids of digits of the figures whose tiles are outputs of the student's vae.decoder (checks/ties.py),
+    and a note on the grids that are not."""
+    grids, why = decoder_grids(artefacts, max_pad)
+    tiles = [_grid(g.grid.tiles, g.grid.kind, g.grid.figure, g.grid.title, g.grid.filled) for g in grids if g.tied]
+    return tiles, untied_note(grids) or (f" ({why})" if why else "")
 
 
 def probe_images(artefacts: dict, key: str) -> tuple[np.ndarray | None, str]:
@@ -107,13 +113,18 @@ def probe_images(artefacts: dict, key: str) -> tuple[np.ndarray | None, str]:
         return None, "the grader's decoder probe did not run"
     if not answer.get("ok"):
         return None, f"calling your vae.decoder raised {str(answer.get('error') or 'an error')[:300]}"
-    entry = (answer.get("value") or {}).get(key) if isinstance(answer.get("value"), dict) else None
-    if not isinstance(entry, dict) or not isinstance(entry.get("count"), int):
+    images = (answer.get("value") or {}).get(key) if isinstance(answer.get("value"), dict) else None
+    if not isinstance(images, np.ndarray) or images.ndim != 2 or images.shape[1] != DIGIT_SIDE * DIGIT_SIDE:
         return None, "the decoder probe's answer has an unexpected form"
-    images = decode_uint8(entry.get("zlib_base64"), (entry["count"], DIGIT_SIDE, DIGIT_SIDE))
-    if images is None:
-        return None, "the decoder probe's pixels could not be read"
-    return images.astype(np.float64) / 255.0, ""
+    return images.reshape(-1, DIGIT_SIDE, DIGIT_SIDE).astype(np.float64) / 255.0, ""
+
+
+def not_genuine(artefacts: dict) -> CheckResult | None:
+    """The item's result when `vae` is not a genuine trained VAE (model.vae_verdict), else None."""
+    verdict = vae_verdict(artefacts)
+    if verdict.ok:
+        return None
+    return CheckResult("", 0.0, verdict.message + " Its images are not judged.", {"gate": verdict.details})
 
 
 # --- the classifier ----------------------------------------------------------------------------------------------
@@ -220,7 +231,7 @@ def _best_assignment(counts: np.ndarray) -> tuple[int, list[int]]:
 
 
 @check("digit_rows_quality", rows=10, samples=5, full_at=0.6, zero_at=0.2, min_confidence=0.4, permuted_weight=0.75,
-       max_padding=4, exclude_titles=list(OTHER_MODEL_WORDS), unless_titles=list(VAE_WORDS), by_profile={})
+       max_padding=4, by_profile={})
 def digit_rows_quality(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
     """Per-digit grid (`rows` digits x `samples`, or transposed): the fraction of tiles the classifier reads as their
     row's digit (row i = digit i) with confidence >= `min_confidence`, on a ramp from `zero_at` (0) to `full_at`
@@ -229,17 +240,20 @@ def digit_rows_quality(artefacts: dict, probe_inputs: dict, params: dict) -> Che
     params, name, problem = resolve_params(params)
     if problem:
         return _config_problem(problem)
+    if (gate := not_genuine(artefacts)) is not None:
+        return gate
     digits, samples = int(params["rows"]), int(params["samples"])
     candidates = []
-    for grid in figure_grids(vae_figures(artefacts.get("figures") or [], params), int(params["max_padding"])):
+    grids, untied = tied_grids(artefacts, int(params["max_padding"]))
+    for grid in grids:
         found = _digit_grid(grid, digits, samples)
         if found is not None:
             candidates.append((grid, *found))
     if not candidates:
-        return CheckResult("", 0.0, f"No per-digit grid ({digits} rows of {samples} decoded digits) with readable "
-                                    f"pixels was found, so its digits could not be judged (see the per-digit grid "
-                                    f"item for what was found). Draw it with imshow: one image per subplot or one "
-                                    f"stitched image.", _profile_note(name, params))
+        return CheckResult("", 0.0, f"No per-digit grid ({digits} rows of {samples} decoded digits) made by your "
+                                    f"vae.decoder was found, so its digits could not be judged (see the per-digit "
+                                    f"grid item for what was found).{untied} Draw it with imshow: one image per "
+                                    f"subplot or one stitched image.", _profile_note(name, params))
     try:
         judged = []
         for grid, tiles, filled in candidates:
@@ -313,8 +327,7 @@ def digit_rows_quality(artefacts: dict, probe_inputs: dict, params: dict) -> Che
 # --- (b) coverage of the 15x15 grid ------------------------------------------------------------------------------
 
 @check("decoded_grid_coverage", size=15, min_size=5, full_classes=6, min_confidence=0.5, min_tiles=2,
-       max_padding=4, use_probe=True, exclude_titles=list(OTHER_MODEL_WORDS), unless_titles=list(VAE_WORDS),
-       by_profile={})
+       max_padding=4, use_probe=True, by_profile={})
 def decoded_grid_coverage(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
     """How many different digits the decoded grid shows: classes predicted with confidence >= `min_confidence` on at
     least `min_tiles` tiles. Full credit from `full_classes`, linear down to 0 at one class. The grid is the figure's
@@ -323,9 +336,11 @@ def decoded_grid_coverage(artefacts: dict, probe_inputs: dict, params: dict) -> 
     params, name, problem = resolve_params(params)
     if problem:
         return _config_problem(problem)
+    if (gate := not_genuine(artefacts)) is not None:
+        return gate
     size, full_classes = int(params["size"]), int(params["full_classes"])
-    grids = [g for g in figure_grids(vae_figures(artefacts.get("figures") or [], params), int(params["max_padding"]))
-             if g.rows == g.cols and g.rows >= int(params["min_size"])]
+    grids, _ = tied_grids(artefacts, int(params["max_padding"]))
+    grids = [g for g in grids if g.rows == g.cols and g.rows >= int(params["min_size"])]
     exact = [g for g in grids if g.rows == size]
     grid = exact[0] if exact else (max(grids, key=lambda g: g.rows) if grids else None)
     probe_note = ""
@@ -377,9 +392,7 @@ def decoded_grid_coverage(artefacts: dict, probe_inputs: dict, params: dict) -> 
 # --- (c) samples from the prior ----------------------------------------------------------------------------------
 
 @check("prior_samples_quality", full_at=0.55, zero_at=0.35, unsure_below=0.5, use_probe=True,
-       prior_titles=list(PRIOR_WORDS), skip_titles=list(NOT_PRIOR_WORDS), max_padding=4,
-       exclude_titles=list(OTHER_MODEL_WORDS),
-       unless_titles=list(VAE_WORDS), by_profile={})
+       prior_titles=list(PRIOR_WORDS), skip_titles=list(NOT_PRIOR_WORDS), max_padding=4, by_profile={})
 def prior_samples_quality(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
     """Do images decoded from z ~ N(0, I) look like digits: the classifier's mean confidence (max softmax), on a
     ramp from `zero_at` to `full_at`. Images: the student's vae.decoder on the grader's 100 draws (`use_probe`), else
@@ -387,6 +400,8 @@ def prior_samples_quality(artefacts: dict, probe_inputs: dict, params: dict) -> 
     params, name, problem = resolve_params(params)
     if problem:
         return _config_problem(problem)
+    if (gate := not_genuine(artefacts)) is not None:
+        return gate
     images, source, why = None, "", ""
     if params["use_probe"]:
         images, why = probe_images(artefacts, "prior")
@@ -395,9 +410,10 @@ def prior_samples_quality(artefacts: dict, probe_inputs: dict, params: dict) -> 
     if images is None or not len(images):
         words = tuple(str(w).lower() for w in params["prior_titles"])
         skip = tuple(str(w).lower() for w in params["skip_titles"])
-        figures = [f for f in vae_figures(artefacts.get("figures") or [], params) if isinstance(f, dict)
-                   and any(w in figure_text(f) for w in words) and not any(w in figure_text(f) for w in skip)]
-        grids = figure_grids(figures, int(params["max_padding"]))
+        figures = artefacts.get("figures") or []
+        prior = {i for i, f in enumerate(figures) if isinstance(f, dict) and any(w in figure_text(f) for w in words)
+                 and not any(w in figure_text(f) for w in skip)}
+        grids = [g for g in tied_grids(artefacts, int(params["max_padding"]))[0] if g.figure in prior]
         if grids:
             images = np.concatenate([g.tiles[g.filled] for g in grids])     # the cells that hold an image
             source = f"{len(images)} samples in your figure(s) of prior samples ({', '.join(g.source for g in grids)})"

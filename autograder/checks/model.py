@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autograder.checks.elbo import KL_REDUCTIONS, RECON_REDUCTIONS, identify_loss
-from autograder.checks.registry import CheckResult, ProbeMissing, check, fmt, probe
+from autograder.checks.registry import ProbeMissing, fmt, probe
 
 PIXELS = 784
 
@@ -85,10 +85,12 @@ def vae_verdict(artefacts: dict, params: dict | None = None) -> Verdict:
                          f"{fmt(untrained)}).", details)
 
 
-def _scaled(structure, recon: float, kl: float, batch: int, latent: int, c: float = 1.0) -> float:
-    """The value of the student's loss structure (reconstruction, KL reductions) for per-image means recon, kl."""
-    r_name, k_name = structure
-    return c * recon * RECON_REDUCTIONS[r_name][1](batch, PIXELS) + kl * KL_REDUCTIONS[k_name][1](batch, latent)
+def _scaled(found, recon: float, kl: float, batch: int, latent: int) -> float:
+    """The student's loss (an elbo.Identified form) for per-image means `recon` (BCE or summed squared error) and
+    `kl`, on batches of `batch` images."""
+    r_name, k_name = found.structure
+    return ((found.c * recon + found.offset) * RECON_REDUCTIONS[r_name][1](batch, PIXELS)
+            + kl * KL_REDUCTIONS[k_name][1](batch, latent))
 
 
 def _expected(name: str, artefacts: dict, probe_inputs: dict, profile: dict) -> tuple[float, float] | str:
@@ -101,16 +103,16 @@ def _expected(name: str, artefacts: dict, probe_inputs: dict, profile: dict) -> 
             return ("your bernoulli_vae_loss is not one of the forms the grader recognises (see the loss item), "
                     "so your history cannot be compared with your model")
         latent = int(m.get("latent_dims") or 2)
-        return (_scaled(found.structure, m["bce_train"], m["kl_train"], batch, latent),
-                _scaled(found.structure, m["bce_untrained"], m["kl_untrained"], batch, latent))
+        return (_scaled(found, m["bce_train"], m["kl_train"], batch, latent),
+                _scaled(found, m["bce_untrained"], m["kl_untrained"], batch, latent))
     if name == "gaussian_vae_history":
         m = _model(artefacts, "gaussian_vae_model")
         found = identify_loss("gaussian", artefacts, probe_inputs)
         if found is None:
             return ("your gaussian_vae_loss is not one of the forms the grader recognises (see the loss item), so "
                     "your history cannot be compared with your model")
-        return (_scaled(found.structure, m["squared_error_train"], m["kl_train"], batch, 2, found.c),
-                _scaled(found.structure, m["squared_error_untrained"], m["kl_untrained"], batch, 2, found.c))
+        return (_scaled(found, m["squared_error_train"], m["kl_train"], batch, 2),
+                _scaled(found, m["squared_error_untrained"], m["kl_untrained"], batch, 2))
     raise KeyError(name)
 
 
@@ -160,11 +162,3 @@ def verified_history(name: str, history, artefacts: dict, probe_inputs: dict, pr
     except (KeyError, TypeError, ValueError) as error:
         expected = f"the grader's evaluation of your model is incomplete ({type(error).__name__})"
     return history_verdict(name, history, expected, params)
-
-
-@check("vae_trained", **GENUINE_DEFAULTS)
-def vae_trained(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
-    """Full points when `vae` is a genuine trained VAE (vae_verdict); the message reports the grader's own
-    evaluation of it (negative ELBO on training and test images)."""
-    verdict = vae_verdict(artefacts, params)
-    return CheckResult("", 1.0 if verdict.ok else 0.0, verdict.message, verdict.details)

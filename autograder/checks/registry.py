@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from autograder.probing.probes import PROBE_NAMES
+
 PIXELS = 784
 
 
@@ -38,13 +40,6 @@ CheckFn = Callable[[dict, dict, dict], CheckResult]
 CHECKS: dict[str, CheckFn] = {}
 CHECK_DEFAULTS: dict[str, dict] = {}
 
-# the student-facing names behind each probe, for messages
-PROBE_NAMES = {
-    "encoder_shapes": "VAEEncoder", "decoder_output": "VAEDecoder", "kl": "kl_divergence",
-    "loss": "bernoulli_vae_loss / gaussian_vae_loss", "reparameterize": "reparameterize",
-    "pca": "pca_encode / pca_reconstruct / pca_generate", "histories": "ae_histories / vae_history / gaussian_vae_history",
-    "sweep": "SWEEP_DIMS / reconstruction_errors",
-}
 
 
 class ProbeMissing(Exception):
@@ -147,8 +142,7 @@ def error_hint(error: str) -> str:
 
 
 def _undefined_names(artefacts: dict, student: str) -> list[str]:
-    names = (artefacts.get("probes") or {}).get("names") or {}
-    defined = names.get("value") if isinstance(names, dict) and names.get("ok") else None
+    defined = artefacts.get("names")
     if not isinstance(defined, dict):
         return []
     wanted = [n.strip() for n in student.replace("/", " ").split() if n.strip()]

@@ -8,13 +8,15 @@ import numpy as np
 
 from autograder.checks.figure_reader import (OTHER_MODEL_WORDS, VAE_WORDS, all_axes, axes_text, excluded_note,
                                              figure_summary, line_xy, vae_figures)
-from autograder.checks.registry import CheckResult, ProbeMissing, check, fmt, probe, short, sweep_dims
+from autograder.checks.model import ae_history_verdict, verified_history
+from autograder.checks.registry import CheckResult, ProbeMissing, check, fmt, probe, short
 
 
 # --- training histories ------------------------------------------------------------------------------------------
 
-def _history_problem(name: str, history: Any) -> str | None:
-    """None when the history is a finite, falling list of >= 2 losses; else what is wrong and what to do."""
+def _history_problem(name: str, history: Any, min_drop: float = 0.0) -> str | None:
+    """None when the history is a finite list of >= 2 losses that falls by at least `min_drop` of its first value;
+    else what is wrong and what to do."""
     if history is None:
         return f"{name} is missing (None or not defined): store the mean training loss of every epoch in {name}"
     try:
@@ -27,139 +29,164 @@ def _history_problem(name: str, history: Any) -> str | None:
     if bad.size:
         return (f"{name} becomes {values[bad[0]]} at epoch {bad[0]}: the loss diverged; lower the learning rate, "
                 f"clip gradients (torch.nn.utils.clip_grad_norm_) and check log(0) in the loss")
-    if not values[-1] < values[0]:
-        return (f"{name} rises from {fmt(values[0])} to {fmt(values[-1])}: training does not reduce the loss; check "
-                f"the loss sign (minimise the NEGATIVE ELBO), optimizer.zero_grad() before backward(), and the "
-                f"learning rate")
+    if not values[-1] < values[0] - min_drop * abs(values[0]):
+        verb = "rises" if values[-1] > values[0] else "hardly changes"
+        return (f"{name} {verb} from {fmt(values[0])} to {fmt(values[-1])}: training does not reduce the loss; "
+                f"check that every batch calls optimizer.zero_grad(), loss.backward() and optimizer.step(), the loss "
+                f"sign (minimise the NEGATIVE ELBO) and the learning rate")
     return None
 
 
-@check("loss_decreases", weights={"vae_history": 1, "gaussian_vae_history": 1, "ae_histories": 1},
-       figure_fallback=0.5)
+HISTORY_NAMES = ("vae_history", "gaussian_vae_history", "ae_histories")
+
+
+def history_verdicts(artefacts: dict, probe_inputs: dict, params: dict) -> dict:
+    """name -> [(label, values, Verdict)] for every reported history (ae_histories: one per run), each checked
+    against the grader's evaluation of its model (checks/model.py)."""
+    try:
+        histories = probe(artefacts, "histories")
+    except ProbeMissing:
+        return {}
+    histories = histories if isinstance(histories, dict) else {}
+    profile = params.get("profile") or {}
+    found = {}
+    for name in ("vae_history", "gaussian_vae_history"):
+        values = histories.get(name)
+        if isinstance(values, list) and len(values) >= 2 and all(isinstance(v, (int, float)) for v in values):
+            found[name] = [(name, values, verified_history(name, values, artefacts, probe_inputs, profile))]
+    runs = histories.get("ae_histories")
+    if isinstance(runs, list):
+        found["ae_histories"] = [
+            (f"ae_histories[{i}]", run, ae_history_verdict(i, run, artefacts)) for i, run in enumerate(runs)
+            if isinstance(run, list) and len(run) >= 2 and all(isinstance(v, (int, float)) for v in run)]
+    return found
+
+
+@check("loss_decreases", weights={"vae_history": 1, "gaussian_vae_history": 1, "ae_histories": 1}, min_drop=0.05)
 def loss_decreases(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
-    """Each history finite with last < first; the AE runs share their weight. A history that is missing from the
-    kernel earns `figure_fallback` of its weight if a falling loss curve is plotted (one curve per missing history)."""
+    """Each history finite, falling by at least `min_drop` of its first value, and in agreement with the grader's
+    evaluation of its trained model (a list of numbers is not evidence of training); the AE runs share their
+    weight."""
     try:
         histories = probe(artefacts, "histories")
         probe_error = None
     except ProbeMissing as missing:
         histories, probe_error = {}, str(missing)
     histories = histories if isinstance(histories, dict) else {}
+    verdicts = history_verdicts(artefacts, probe_inputs, params)
     weights = params["weights"]
-    spare_curves = sum(line["falling"] for line in _training_lines(artefacts.get("figures") or [], None))
     read_errors = histories.get("errors") if isinstance(histories.get("errors"), dict) else {}
     earned, problems, details = 0.0, [], {}
     for name, weight in weights.items():
         weight = float(weight)
         value = histories.get(name)
         if name == "ae_histories" and isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-            runs = [_history_problem(f"ae_histories[{i}]", run) for i, run in enumerate(value)]
+            checked = {label: verdict for label, _, verdict in verdicts.get(name, [])}
+            runs = []
+            for i, run in enumerate(value):
+                label = f"ae_histories[{i}]"
+                runs.append(_history_problem(label, run, float(params["min_drop"]))
+                            or (None if label in checked and checked[label].ok else
+                                (checked[label].message if label in checked else f"{label} could not be checked")))
             earned += weight * sum(p is None for p in runs) / len(runs)
             problems += [p for p in runs if p]
             details[name] = [p is None for p in runs]
             continue
-        problem = _history_problem(name, value if not (name == "ae_histories" and value == []) else None)
+        problem = _history_problem(name, value if not (name == "ae_histories" and value == []) else None,
+                                   float(params["min_drop"]))
         if value is None and read_errors.get(name):
             problem = (f"{name} could not be read ({short(read_errors[name])}): make it a list of floats, "
                        f"one mean training loss per epoch")
-        if problem and value is None and spare_curves > 0:
-            spare_curves -= 1
-            earned += weight * float(params["figure_fallback"])
-            problem += " (partial credit from a falling loss curve in your figures)"
+        if problem is None:
+            verdict = (verdicts.get(name) or [(None, None, None)])[0][2]
+            if verdict is None or not verdict.ok:
+                problem = verdict.message if verdict is not None else f"{name} could not be checked"
         earned += weight if problem is None else 0.0
         details[name] = problem is None
         if problem:
-            problems.append(problem)
+            problems.append(problem.rstrip("."))
     total = sum(float(w) for w in weights.values())
     fraction = earned / total if total else 0.0
     if not problems:
-        return CheckResult("", fraction, "Every recorded training loss falls from the first to the last epoch.", details)
+        return CheckResult("", fraction, "Every recorded training loss falls, and agrees with the grader's evaluation "
+                                         "of the model it belongs to.", details)
     prefix = f"{probe_error} " if probe_error else ""
     return CheckResult("", fraction, prefix + "; ".join(problems) + ".", details)
 
 
+def _matches(y: np.ndarray, history: np.ndarray) -> str | None:
+    """How a plotted line is `history`: "per epoch" (the same values, or their negatives, with or without a value
+    for epoch 0 in front), "per batch" (blocks of equal length whose means are the history), or None."""
+    n = history.size
+    for values in (y, -y):
+        if values.size == n and np.allclose(values, history, rtol=1e-3, atol=1e-6):
+            return "per epoch"
+        if values.size == n + 1 and np.allclose(values[1:], history, rtol=1e-3, atol=1e-6):
+            return "per epoch"
+        if values.size >= 2 * n and values.size % n == 0:
+            means = values.reshape(n, -1).mean(1)
+            if np.allclose(means, history, rtol=2e-2, atol=1e-6):
+                return "per batch"
+    return None
 
-SWEEP_WORDS = ("dim", "latent size", "component", "eigen", "k ")
+
+LOSS_WORDS = ("loss", "elbo", "nll", "likelihood", "kl", "bce", "error", "mse", "nats")
+EPOCH_WORDS = ("epoch", "iteration", "step", "batch")
 
 
-def _training_lines(figures: list, sweep_dims: list | None) -> list[dict]:
-    """Lines that can be loss curves: >= 2 finite points, not the reconstruction sweep (x = SWEEP_DIMS, or an axes
-    labelled by dimension without 'epoch'). Each with its falling flag and label credit."""
-    found = []
+@check("figure_training_curve", form=0.3, shows=0.7, min_drop=0.05, exclude_titles=list(OTHER_MODEL_WORDS),
+       unless_titles=list(VAE_WORDS))
+def figure_training_curve(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
+    """A plotted line that IS a VAE's training history (vae_history or gaussian_vae_history, per epoch or per batch),
+    and that history agrees with the grader's evaluation of the trained model: only then the figure counts.
+    `form`: the axes say what they show (x: epoch, y: the loss), half each. `shows`: the loss falls by at least
+    `min_drop`. A curve of numbers that no model of the notebook produced earns nothing."""
+    all_figures = artefacts.get("figures") or []
+    figures = vae_figures(all_figures, params)
+    verdicts = history_verdicts(artefacts, probe_inputs, params)
+    histories = [(label, np.asarray(values, float), verdict) for name in ("vae_history", "gaussian_vae_history")
+                 for label, values, verdict in verdicts.get(name, [])]
+    best, best_score, untied = None, -1.0, 0
     for _, figure, axes in all_axes(figures):
-        xlabel = str(axes.get("xlabel") or "").lower()
-        text = axes_text(figure, axes)
-        sweep_axes = "epoch" not in text and any(word in xlabel + " " for word in SWEEP_WORDS)
+        text, xlabel = axes_text(figure, axes), str(axes.get("xlabel") or "").lower()
         for line in axes.get("lines") or []:
             if not isinstance(line, dict):
                 continue
-            x, y = line_xy(line)
+            _, y = line_xy(line)
             if y.size < 2 or not np.all(np.isfinite(y)):
                 continue
-            if sweep_dims and x.size == len(sweep_dims) and np.allclose(x, sweep_dims) and "epoch" not in text:
+            tied = [(label, history, verdict, how) for label, history, verdict in histories
+                    if (how := _matches(y, history))]
+            if not tied:
+                untied += 1
                 continue
-            if sweep_axes:
-                continue
-            found.append({"n": int(line.get("n_points") or y.size), "first": float(y[0]), "last": float(y[-1]), "falling": bool(y[-1] < y[0]),
-                          "epoch_label": "epoch" in xlabel or "iteration" in xlabel or "step" in xlabel,
-                          "loss_label": any(w in text for w in ("loss", "elbo", "nll", "likelihood", "kl", "bce",
-                                                                "error", "mse")),
-                          "y": y})
-    return found
-
-
-def _history_lengths(artefacts: dict) -> set[int]:
-    try:
-        histories = probe(artefacts, "histories")
-    except ProbeMissing:
-        return set()
-    lengths = set()
-    for name, value in (histories or {}).items():
-        runs = value if name == "ae_histories" and isinstance(value, list) else [value]
-        for run in runs:
-            if isinstance(run, list) and len(run) >= 2:
-                lengths.add(len(run))
-    return lengths
-
-
-@check("figure_training_curve", falling=0.6, per_epoch=0.2, labels=0.2, rising=0.25,
-       sweep_dims=list(range(2, 21)), exclude_titles=list(OTHER_MODEL_WORDS), unless_titles=list(VAE_WORDS))
-def figure_training_curve(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
-    """A plotted loss curve: falling (`falling`), one point per epoch (`per_epoch`: its length equals a recorded
-    history's, or is unknown; not one point per batch) and labelled (`labels`: x mentions epoch, and the axes mention
-    loss/ELBO). A curve that only rises earns `rising`. The best line in any figure counts."""
-    all_figures = artefacts.get("figures") or []
-    figures = vae_figures(all_figures, params)
-    lines = _training_lines(figures, sweep_dims(artefacts, params))
-    if not lines:
-        return CheckResult("", 0.0, f"No training curve found: {figure_summary(all_figures)}"
-                                    f"{excluded_note(all_figures, figures)}. Plot the loss of every epoch, e.g. "
-                                    f"plt.plot(vae_history), with xlabel 'epoch' and ylabel 'loss'.", {})
-    lengths = _history_lengths(artefacts)
-    best, best_score, best_notes = None, -1.0, []
-    for line in lines:
-        notes, score = [], 0.0
-        if line["falling"]:
-            score += float(params["falling"])
-        else:
-            score += float(params["rising"])
-            notes.append(f"your plotted loss rises from {fmt(line['first'])} to {fmt(line['last'])}: training "
-                         f"does not reduce it (check the loss sign, optimizer.zero_grad(), the learning rate)")
-        if not lengths or {line["n"], line["n"] - 1} & lengths:     # an extra point for epoch 0 is fine
-            score += float(params["per_epoch"]) if line["falling"] else 0.0
-        else:
-            what = "one point per batch" if line["n"] > 3 * max(lengths) else f"{line['n']} points"
-            notes.append(f"the curve has {what} but your histories have {sorted(lengths)} epochs: plot the mean "
-                         f"loss of each epoch")
-        if line["falling"]:
-            score += float(params["labels"]) * 0.5 * (line["epoch_label"] + line["loss_label"])
-            if not line["epoch_label"]:
-                notes.append("label the x axis 'epoch' (plt.xlabel)")
-            if not line["loss_label"]:
-                notes.append("name the plotted quantity, e.g. plt.ylabel('loss (negative ELBO)')")
-        if score > best_score:
-            best, best_score, best_notes = line, score, notes
-    details = {"points": best["n"], "first": best["first"], "last": best["last"], "candidates": len(lines)}
-    if not best_notes:
-        return CheckResult("", best_score, "Training curve found: the loss falls over the epochs.", details)
-    return CheckResult("", best_score, "Training curve: " + "; ".join(best_notes) + ".", details)
+            label, history, verdict, how = max(tied, key=lambda t: t[2].ok)
+            form = 0.5 * any(w in xlabel for w in EPOCH_WORDS) + 0.5 * any(w in text for w in LOSS_WORDS)
+            falls = _history_problem(label, list(history), float(params["min_drop"])) is None
+            score = (float(params["form"]) * form + float(params["shows"]) * falls) if verdict.ok else 0.0
+            if score > best_score:
+                best, best_score = (label, verdict, how, form, falls, history), score
+    if best is None:
+        what = (f"{untied} plotted line(s), none of them your vae_history or gaussian_vae_history" if untied else
+                figure_summary(all_figures))
+        return CheckResult("", 0.0, f"No training curve of your VAE found: {what}{excluded_note(all_figures, figures)}. "
+                                    f"Plot the history your training returned, e.g. plt.plot(vae_history), with "
+                                    f"xlabel 'epoch' and ylabel 'loss'.", {"untied_lines": untied})
+    label, verdict, how, form, falls, history = best
+    details = {"history": label, "plotted": how, "first": float(history[0]), "last": float(history[-1]),
+               **{f"model_{k}": v for k, v in verdict.details.items() if k in ("model_last", "last_ratio")}}
+    if not verdict.ok:
+        return CheckResult("", 0.0, f"Your training curve plots {label}, but {verdict.message[0].lower()}"
+                                    f"{verdict.message[1:]} A curve earns points only when it shows the training "
+                                    f"of the model your notebook ended with.", details)
+    notes = []
+    if not falls:
+        notes.append(_history_problem(label, list(history), float(params["min_drop"])))
+    if form < 1:
+        notes.append("label the axes: the epoch on x (plt.xlabel('epoch')) and the loss on y "
+                     "(plt.ylabel('negative ELBO (nats per image)'))")
+    if not notes:
+        return CheckResult("", best_score, f"Training curve of {label} found ({how}): the loss falls from "
+                                           f"{fmt(history[0])} to {fmt(history[-1])}, and the grader's evaluation of "
+                                           f"your model agrees.", details)
+    return CheckResult("", best_score, f"Training curve of {label} ({how}): " + "; ".join(notes) + ".", details)

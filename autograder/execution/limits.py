@@ -2,8 +2,9 @@
 
 Why these defaults (the lab trains small MLPs on MNIST with the GRADING profile, on CPU):
 - Time: a cell may run 10 minutes, the whole notebook 30 minutes (the GRADING profile is meant to finish in a few
-  minutes); 2 minutes of that budget are kept for the grader's probe cells, so a notebook that runs out of time
-  still gets its functions probed (later parts still earn credit).
+  minutes); 1 minute of that budget is kept for the grader's export cell, so a notebook that runs out of time still
+  exports what it trained, and its functions are still probed (later parts still earn credit). Probing happens
+  after the notebook, in its own process: at most probe_call_s per call and probe_total_s in all.
 - Memory: RLIMIT_DATA (private writable memory: heap, anonymous mmap), 4 GiB per process. Not RLIMIT_AS: importing
   torch alone maps about 3.5 GB of virtual address space (VmSize) for about 1 GB of data (VmData), so an address
   space limit either breaks `import torch` or is too loose to mean anything.
@@ -30,9 +31,11 @@ GiB = 1024 * MiB
 @dataclass(frozen=True)
 class Limits:
     cell_timeout_s: float = 600.0  # one student cell
-    notebook_timeout_s: float = 1800.0  # all cells, probes included (kernel start excluded)
-    probe_timeout_s: float = 60.0  # one probe cell
-    probe_reserve_s: float = 120.0  # of notebook_timeout_s, kept for the probe cells
+    notebook_timeout_s: float = 1800.0  # all cells, the export cell included (kernel start excluded)
+    export_timeout_s: float = 60.0  # the export cell
+    export_reserve_s: float = 60.0  # of notebook_timeout_s, kept for the export cell
+    probe_call_s: float = 60.0  # one call of the probe server
+    probe_total_s: float = 300.0  # all the probes of one submission
     interrupt_grace_s: float = 10.0  # after SIGINT, how long a cell has to stop before the kernel is killed
     startup_grace_s: float = 120.0  # kernel start and runner overhead, on top of notebook_timeout_s (hard kill)
     memory_bytes: int = 4 * GiB  # RLIMIT_DATA per process

@@ -1,7 +1,9 @@
 """The notebooks of one submission: reading what was submitted (`load_submission`) and building the graded notebook
-(`build_graded_notebook`): a setup cell that installs the kernel-side recorder and guard (autograder/execution/kernel/),
-the student's cells with the overrides cell right after the parameters cell (at the top when a student deleted it),
-then one probe cell per probe with inputs drawn by the grader."""
+(`build_graded_notebook`): a setup cell that installs the kernel-side recorder, watch and exporter
+(autograder/execution/kernel/), the student's cells with the overrides cell right after the parameters cell (at the
+top when a student deleted it), then the export cell, which writes the trained models and reported values to
+EXPORT_FOLDER in the submission's folder for the probes (autograder/probing/). No probe runs in the kernel and no
+probe input is ever in the graded notebook."""
 from __future__ import annotations
 
 import ast
@@ -12,9 +14,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.execution.harvest import GradedLayout
-from autograder.execution.kernel import guard as kernel_guard, recorder as kernel_side
-from autograder.execution.kernel.recorder import PROBE_MIME, PROBES
-from autograder.execution.probe_inputs import inputs_for_probe
+from autograder.execution.kernel import export as kernel_export, recorder as kernel_side, watch as kernel_watch
 
 PARAMETER_NAMES = ("SEED", "DATA_DIR", "DEVICE", "N_TRAIN", "N_TEST", "BATCH_SIZE", "AE_RUNS", "AE_EPOCHS",
                    "SWEEP_DIMS", "SWEEP_EPOCHS", "SWEEP_TRAIN", "VAE_EPOCHS", "GAUSSIAN_VAE_EPOCHS", "SCATTER_SIZE")
@@ -104,38 +104,32 @@ def overrides_source(overrides: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+KERNEL_MODULES = (("labgrader_kernel_side", kernel_side), ("labgrader_kernel_watch", kernel_watch),
+                  ("labgrader_kernel_export", kernel_export))
+
+
 def setup_source(seed: int, token: str) -> str:
-    """The first graded cell: installs kernel_side (figures, seeds) and then kernel_guard (integrity snapshots),
-    both as private modules, before any student code runs."""
-    kernel_side_source = Path(kernel_side.__file__).read_text()
-    guard_source = Path(kernel_guard.__file__).read_text()
-    return (
-        "# Added by the grader: records figures, seeds the random generators, selects the inline backend.\n"
-        "def _labgrader_install():\n"
-        "    import sys, types\n"
-        "    module = types.ModuleType('labgrader_kernel_side')\n"
-        f"    exec(compile({kernel_side_source!r}, 'labgrader_kernel_side.py', 'exec'), module.__dict__)\n"
-        "    sys.modules['labgrader_kernel_side'] = module\n"
-        f"    module.install(seed={int(seed)}, token={token!r})\n"
-        "    guard = types.ModuleType('labgrader_kernel_guard')\n"
-        f"    exec(compile({guard_source!r}, 'labgrader_kernel_guard.py', 'exec'), guard.__dict__)\n"
-        "    sys.modules['labgrader_kernel_guard'] = guard\n"
-        "    guard.install(module)\n"
-        "_labgrader_install()\n"
-        "del _labgrader_install\n"
-    )
+    """The first graded cell: installs the recorder (figures, seeds), then the watch (references to the grader's
+    machinery, taken before any student code runs) and the exporter, as private modules."""
+    lines = ["# Added by the grader: records figures, seeds the random generators, selects the inline backend.",
+             "def _labgrader_install():", "    import sys, types", "    modules = {}"]
+    for name, module in KERNEL_MODULES:
+        source = Path(module.__file__).read_text()
+        lines += [f"    module = types.ModuleType({name!r})",
+                  f"    exec(compile({source!r}, {name + '.py'!r}, 'exec'), module.__dict__)",
+                  f"    sys.modules[{name!r}] = modules[{name!r}] = module"]
+    lines += [f"    modules['labgrader_kernel_side'].install(seed={int(seed)}, token={token!r})",
+              "    modules['labgrader_kernel_watch'].install(modules['labgrader_kernel_side'])",
+              "_labgrader_install()", "del _labgrader_install"]
+    return "\n".join(lines) + "\n"
 
 
-def probe_source(name: str, inputs, token: str) -> str:
-    fallback = {"probe": name, "token": token, "ok": False}
-    return (
-        f"# Added by the grader: probe {name!r} (calls your code on inputs drawn by the grader).\n"
-        "try:\n"
-        f"    __import__('sys').modules['labgrader_kernel_guard'].run_probe({name!r}, {json.dumps(inputs)!r})\n"
-        "except Exception as _labgrader_error:\n"
-        f"    __import__('IPython').display.display({{{PROBE_MIME!r}: {{**{fallback!r}, 'error': "
-        "f'{type(_labgrader_error).__name__}: {_labgrader_error}'[:500]}}, raw=True)\n"
-    )
+def export_source(folder: str) -> str:
+    """The last graded cell: the exporter writes what the notebook ended with (and the watch's findings)."""
+    return ("# Added by the grader: saves your trained models and training histories for the grader's checks.\n"
+            "__import__('sys').modules['labgrader_kernel_export'].export(\n"
+            f"    {folder!r}, __import__('IPython').get_ipython().user_ns,\n"
+            "    __import__('sys').modules['labgrader_kernel_watch'].report)\n")
 
 
 def _grader_cell(source: str) -> nbformat.NotebookNode:
@@ -144,8 +138,9 @@ def _grader_cell(source: str) -> nbformat.NotebookNode:
     return cell
 
 
-def build_graded_notebook(student: nbformat.NotebookNode, *, overrides: dict, probe_inputs: dict,
-                          token: str) -> tuple[nbformat.NotebookNode, GradedLayout]:
+def build_graded_notebook(student: nbformat.NotebookNode, *, overrides: dict, token: str,
+                          export_folder: str) -> tuple[nbformat.NotebookNode, GradedLayout]:
+    """`export_folder`: where the export cell writes, as the kernel sees it (inside the sandbox)."""
     graded = nbformat.v4.new_notebook()
     graded.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     seed = overrides.get("SEED", 0)
@@ -175,8 +170,7 @@ def build_graded_notebook(student: nbformat.NotebookNode, *, overrides: dict, pr
             layout.parameters_cell = len(graded.cells) - 1
             graded.cells.append(overrides_cell)
             layout.overrides_cell = len(graded.cells) - 1
-    for name in PROBES:
-        graded.cells.append(_grader_cell(probe_source(name, inputs_for_probe(probe_inputs, name), token)))
-        layout.probe_cells[len(graded.cells) - 1] = name
+    graded.cells.append(_grader_cell(export_source(export_folder)))
+    layout.export_cell = len(graded.cells) - 1
     layout.cell_ids = {index: graded.cells[index].id for index in layout.grader_cells}
     return graded, layout

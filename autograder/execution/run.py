@@ -55,7 +55,7 @@ import nbformat
 from autograder.execution import integrity
 from autograder.execution import sandbox as sandbox_module
 from autograder.execution.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest, integrity_findings
-from autograder.execution.kernel.recorder import PROBES
+from autograder.execution.kernel.export import EXPORT_FOLDER
 from autograder.execution.limits import GiB, MiB, Limits
 from autograder.execution.notebook import build_graded_notebook, load_submission
 from autograder.reports.writing import atomic_write_bytes
@@ -75,7 +75,7 @@ class ExecutionResult:
     status: Status
     reason: str  # for humans: what went wrong and what to do
     cell_errors: list[dict] = field(default_factory=list)
-    artefacts: dict = field(default_factory=lambda: {"figures": [], "probes": {}})
+    artefacts: dict = field(default_factory=lambda: {"figures": []})
     executed_notebook_path: Path | None = None
     duration_s: float = 0.0
     sandbox: str = ""
@@ -83,6 +83,7 @@ class ExecutionResult:
     runner_log: str = ""  # tail of the runner's stderr (kernel and nbclient logs), for the grader's logs
     layout: GradedLayout | None = None
     integrity_flags: list[str] = field(default_factory=list)  # "integrity_attempt" + "integrity: ..." findings
+    findings: list = field(default_factory=list)  # integrity.Finding of the source scan, the workdir and the harvest
 
     def to_dict(self) -> dict:
         """Plain JSON (without the layout) for reports and logs."""
@@ -149,22 +150,36 @@ def runner_env(paths: sandbox_module.Paths, token: str, limits: Limits) -> dict:
 def _runner_config(paths: sandbox_module.Paths, layout: GradedLayout, limits: Limits, env: dict) -> dict:
     return {
         "notebook": f"{paths.runner_dir}/graded.ipynb", "workdir": paths.workdir,
-        "grader_cells": layout.grader_cells, "probe_cells": sorted(layout.probe_cells),
+        "grader_cells": layout.grader_cells, "final_cells": layout.final_cells,
         "cell_timeout_s": limits.cell_timeout_s, "notebook_timeout_s": limits.notebook_timeout_s,
-        "probe_timeout_s": limits.probe_timeout_s, "probe_reserve_s": limits.probe_reserve_s,
+        "export_timeout_s": limits.export_timeout_s, "export_reserve_s": limits.export_reserve_s,
         "interrupt_grace_s": limits.interrupt_grace_s, "startup_timeout_s": limits.startup_grace_s,
         "max_cell_output_bytes": limits.max_cell_output_bytes,
         "max_notebook_output_bytes": limits.max_notebook_output_bytes, "kernel_env": env,
     }
 
 
-def execute_submission(notebook_path, workdir, *, overrides: dict, probe_inputs: dict, data_dir, limits: Limits,
-                       sandbox: str = "auto") -> ExecutionResult:
+def code_cells(graded, layout: GradedLayout) -> list[tuple[int, str]]:
+    """(cell number in the student's notebook, or 0 for the grader's overrides; source) of the graded notebook's
+    code cells that are the student's or the overrides, in order."""
+    cells = []
+    for index, cell in enumerate(graded.cells):
+        if index in layout.student_cells:
+            cells.append((layout.student_cells[index] + 1, cell.source))
+        elif index == layout.overrides_cell:
+            cells.append((0, cell.source))
+    return cells
+
+
+def execute_submission(notebook_path, workdir, *, overrides: dict, data_dir, limits: Limits, sandbox: str = "auto",
+                       before_run=None) -> ExecutionResult:
     """Run one submission; see the module docstring for the statuses. `overrides` are assigned after the
     parameters cell, plus DATA_DIR (where the sandbox shows `data_dir`, read-only) and DEVICE = "cpu" (CUDA is
-    hidden from the kernel). `probe_inputs`: autograder.execution.probe_inputs.draw_probe_inputs(seed). `sandbox`: "auto",
-    "bwrap" (RuntimeError if unusable: a grader setup problem) or "none".
-    The executed notebook is written to workdir/executed.ipynb."""
+    hidden from the kernel). `sandbox`: "auto", "bwrap" (RuntimeError if unusable: a grader setup problem) or
+    "none". `before_run(cells, mode)`, when given, is called once the graded notebook is built and before its kernel
+    starts, with `code_cells(...)` and the sandbox mode: the pipeline starts the probe server there, so that its
+    start overlaps the run. The executed notebook is written to workdir/executed.ipynb; the export cell writes the
+    trained models to workdir/EXPORT_FOLDER."""
     started = time.monotonic()
     notebook_path, workdir = Path(notebook_path), Path(workdir)
     if data_dir is not None and not Path(data_dir).is_dir():
@@ -180,20 +195,22 @@ def execute_submission(notebook_path, workdir, *, overrides: dict, probe_inputs:
     uid = sandbox_module.allocate_uid() if mode == "bwrap" and os.geteuid() == 0 else None
     owner = os.stat(workdir)
     try:
-        paths = sandbox_module.inside_paths(mode, workdir=workdir, data_dir=data_dir, venv=_venv(),
+        paths = sandbox_module.inside_paths(mode, workdir=workdir, data_dir=data_dir, venv=venv(),
                                             runner_dir=runner_dir)
         graded_overrides = {**overrides, "DATA_DIR": paths.data_dir, "DEVICE": "cpu"}  # contract.md
-        graded, layout = build_graded_notebook(student, overrides=graded_overrides, probe_inputs=probe_inputs,
-                                               token=token)
+        graded, layout = build_graded_notebook(student, overrides=graded_overrides, token=token,
+                                               export_folder=f"{paths.workdir}/{EXPORT_FOLDER}")
         env = runner_env(paths, token, limits)
         _prepare_runner_dir(runner_dir, graded, _runner_config(paths, layout, limits, env), mode)
         argv = [paths.python, "-I", f"{paths.runner_dir}/{RUNNER_SCRIPT.name}", f"{paths.runner_dir}/config.json"]
-        cmd, description = sandbox_module.build_command(argv, workdir=workdir, data_dir=data_dir, venv=_venv(),
+        cmd, description = sandbox_module.build_command(argv, workdir=workdir, data_dir=data_dir, venv=venv(),
                                                         mode=mode, limits=limits, runner_dir=runner_dir, uid=uid)
         if mode == "none":
             description += f" ({why})"
         if uid is not None:
             _chown_tree(workdir, uid, uid)
+        if before_run is not None:
+            before_run(code_cells(graded, layout), mode)
         run = _run(cmd, env, limits, token, workdir=workdir)
     finally:
         if uid is not None:
@@ -201,25 +218,15 @@ def execute_submission(notebook_path, workdir, *, overrides: dict, probe_inputs:
         shutil.rmtree(runner_dir, ignore_errors=True)
     findings = integrity.scan_notebook(student) + integrity.scan_workdir(workdir)  # before executed.ipynb exists
     result = _interpret(run, layout, limits, workdir, notes)
-    voiding = [finding.text for finding in findings if finding.voids]
-    if voiding:
-        _discard_automatic_results(result, voiding[0])
-    result.integrity_flags = integrity.flags(findings, result.integrity_flags)
+    result.findings = findings + [integrity.Finding(text, voids=True) for text in result.integrity_flags]
+    result.integrity_flags = integrity.flags(result.findings)
     result.duration_s = time.monotonic() - started
     result.sandbox = description
     result.layout = layout
     return result
 
 
-def _discard_automatic_results(result: ExecutionResult, why: str) -> None:
-    """Every probe answer becomes an error and no figure counts (the notebook reached the grader's own code)."""
-    error = {"ok": False, "error": f"IntegrityError: {why}"}
-    result.artefacts = {**result.artefacts, "figures": [],
-                        "probes": {name: dict(error) for name in result.artefacts.get("probes") or PROBES}}
-    result.notes.append(f"Integrity: {why}.")
-
-
-def _venv() -> Path:
+def venv() -> Path:
     """The venv the grader runs in (its python is what the sandbox runs)."""
     return Path(sys.prefix)
 

@@ -4,7 +4,7 @@ Usage: python -I runner.py CONFIG_JSON
 
 It executes the notebook cell by cell with nbclient (errors allowed, so later cells still run), enforces the
 per-cell timeout (interrupt, then kill the kernel if the cell ignores the interrupt) and the notebook deadline
-(student cells stop there; the grader's probe cells still get their reserved time), caps the outputs kept, and
+(student cells stop there; the grader's export cell still gets its reserved time), caps the outputs kept, and
 writes ONE JSON object to its original stdout: {"events": [...], "kernel_exit_code": ..., "notebook": {...}}.
 Nothing else comes out. The kernel inherits /dev/null as stdout and this process is made non-dumpable, so code in
 the kernel (same uid) can neither write into the result channel nor open it through /proc.
@@ -154,33 +154,33 @@ async def run(config: dict) -> dict:
 
 
 async def run_cells(client: "CappedNotebookClient", nb, config: dict, events: list) -> None:
-    probe_cells = set(config["probe_cells"])
+    final_cells = set(config["final_cells"])
     started = time.monotonic()
-    student_deadline = started + config["notebook_timeout_s"] - config["probe_reserve_s"]
+    student_deadline = started + config["notebook_timeout_s"] - config["export_reserve_s"]
     notebook_deadline = started + config["notebook_timeout_s"]
     stop_all = False  # kernel dead or killed: nothing more can run
-    student_stopped = False  # notebook deadline passed: student cells are skipped, probes still run
+    student_stopped = False  # notebook deadline passed: student cells are skipped, the export cell still runs
     async with client.async_setup_kernel(cwd=config["workdir"], env=config["kernel_env"]):
         await client.async_wait_for_reply(client.kc.kernel_info())
         execution_count = 0
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
-            is_probe = index in probe_cells
-            if stop_all or (student_stopped and not is_probe):
+            is_final = index in final_cells
+            if stop_all or (student_stopped and not is_final):
                 cell.outputs = [error_output("NotRun", "not run: " + ("the kernel had stopped" if stop_all
                                                                        else "the notebook time limit was reached"))]
                 continue
             now = time.monotonic()
-            if is_probe:
-                budget = min(config["probe_timeout_s"], notebook_deadline - now)
+            if is_final:
+                budget = min(config["export_timeout_s"], notebook_deadline - now)
                 deadline_kind = "timeout"
             else:
                 to_deadline = student_deadline - now
                 budget = min(config["cell_timeout_s"], to_deadline)
                 deadline_kind = "notebook_timeout" if to_deadline < config["cell_timeout_s"] else "timeout"
             if budget <= 0:
-                student_stopped = student_stopped or not is_probe
+                student_stopped = student_stopped or not is_final
                 cell.outputs = [error_output("NotRun", "not run: the notebook time limit was reached")]
                 continue
             client.timeout = max(1, int(budget))
@@ -209,7 +209,7 @@ async def run_cells(client: "CappedNotebookClient", nb, config: dict, events: li
                 cell.outputs.append(error_output("KernelDied", text))
                 events.append({"cell": index, "kind": "kernel_died", "exit_code": kernel_exit_code, "detail": text})
                 stop_all = True
-            if time.monotonic() >= student_deadline and not is_probe and not student_stopped:
+            if time.monotonic() >= student_deadline and not is_final and not student_stopped:
                 student_stopped = True
                 events.append({"cell": index, "kind": "notebook_timeout",
                                "detail": "the notebook time limit was reached after this cell"})

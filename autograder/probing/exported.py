@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-EXPORT_FOLDER = ".labgrader-export"
-EXPORT_JSON = "export.json"
-EXPORT_WEIGHTS = "weights.npz"
+from autograder.execution.kernel.export import EXPORT_FOLDER, EXPORT_JSON, EXPORT_WEIGHTS
+
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_WEIGHTS_BYTES = 80 * 1024 * 1024         # on disk
 MAX_WEIGHT_VALUES = 20_000_000               # all models together, once loaded (80 MB of float32)

@@ -1,9 +1,10 @@
 """One submission's probe server, from its start (while the notebook still runs) to its stop.
 
-    run = ProbeRun(statements, mode=..., data_dir=..., limits=...)
-    run.start()                      # a sandboxed server executes the notebook's definitions meanwhile
-    ... the notebook runs, its kernel exports the trained models ...
-    outcome = run.finish(workdir, seed, context_for)   # load the models, run every probe, stop the server
+    run = ProbeRun(data_dir=..., limits=...)
+    run.start(cells, mode)           # (execute_submission's before_run) a sandboxed server executes the
+                                     # notebook's definitions while the notebook runs
+    ... the notebook runs, its export cell writes the trained models to its folder ...
+    outcome = run.finish(workdir, seed, profile, figures)   # load the models, run every probe, stop the server
 
 The server runs in its own sandbox (sandbox.build_command, like the kernel's runner) as a fresh unprivileged uid,
 with an empty private folder: it sees neither the submission's folder nor anything the kernel left behind, and the
@@ -20,10 +21,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.checks.figure_reader import read_grids
 from autograder.execution import sandbox
+from autograder.execution.integrity import Finding
 from autograder.execution.limits import Limits
 from autograder.probing import client, definitions, probes
 from autograder.probing.exported import read_export
+from autograder.probing.reference_data import reference_data
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,7 @@ CONTRACT_NAMES = ("FF", "Autoencoder", "VAEEncoder", "VAEDecoder", "VAE", "repar
 class ProbeOutcome:
     probes: dict = field(default_factory=dict)        # probe name -> {"ok", "value" | "error"}
     inputs: dict = field(default_factory=dict)        # probe name -> what the grader drew for it
-    findings: list = field(default_factory=list)      # integrity findings (channel, tampering)
+    findings: list = field(default_factory=list)      # integrity.Finding: the kernel watch's, the channel's, tampering
     notes: list = field(default_factory=list)         # for the feedback (what could not be probed and why)
     names: dict = field(default_factory=dict)         # contract name -> defined
     server_log: str = ""
@@ -51,57 +55,75 @@ def server_env(limits: Limits, token: str, tmp: str) -> dict:
 
 
 class ProbeRun:
-    def __init__(self, cells: list[tuple[int, str]], *, mode: str, data_dir: Path | None, limits: Limits,
-                 venv: Path):
-        """`cells`: (cell number, source) of the notebook's code cells as graded, overrides included."""
-        self.cells = cells
-        self.statements = definitions.extract(cells)
-        self.mode, self.data_dir, self.limits, self.venv = mode, data_dir, limits, venv
+    def __init__(self, *, data_dir: Path | None, limits: Limits, venv: Path):
+        self.data_dir, self.limits, self.venv = data_dir, limits, venv
+        self.cells: list = []
+        self.statements: list = []
+        self.mode = "none"
         self.server: client.ProbeServer | None = None
         self.defined: dict = {}
         self.error = ""
         self.token = secrets.token_hex(16)
         self._folder = Path(tempfile.mkdtemp(prefix="labgrader-probe-"))
-        self._thread = threading.Thread(target=self._start, name="probe-server", daemon=True)
+        self._thread = threading.Thread(target=self._define, name="probe-definitions", daemon=True)
 
-    def start(self) -> None:
+    def start(self, cells: list[tuple[int, str]], mode: str) -> None:
+        """`cells`: (cell number, source) of the notebook's code cells as graded, overrides included; `mode`: the
+        sandbox mode of the run. Starts the server from this thread (bwrap's --die-with-parent follows the thread
+        that started it, so it must be one that lives until finish()) and sends it the definitions from a
+        background thread: returns at once."""
+        self.cells, self.mode = cells, mode
+        self.statements = definitions.extract(cells)
+        try:
+            self.server = self._spawn()
+        except (OSError, ValueError, RuntimeError) as error:
+            self.error = f"the probe server could not start ({error})"
+            return
         self._thread.start()
 
-    def _start(self) -> None:
+    def _spawn(self) -> client.ProbeServer:
+        code, workdir = self._folder / "server", self._folder / "work"
+        code.mkdir()
+        workdir.mkdir()
+        for name in client.SERVER_FILES:
+            shutil.copy(HERE / name, code / name)
+        os.chmod(self._folder, 0o755)
+        os.chmod(code, 0o755)
+        for path in code.iterdir():
+            os.chmod(path, 0o644)
+        uid = sandbox.allocate_uid() if self.mode == "bwrap" and os.geteuid() == 0 else None
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+        paths = sandbox.inside_paths(self.mode, workdir=workdir, data_dir=self.data_dir, venv=self.venv,
+                                     runner_dir=code)
+        if self.mode == "none":
+            (code / "tmp").mkdir(exist_ok=True)
+            os.chmod(code / "tmp", 0o777)
+        argv = [paths.python, "-I", f"{paths.runner_dir}/server.py"]
+        command, _ = sandbox.build_command(argv, workdir=workdir, data_dir=self.data_dir, venv=self.venv,
+                                           mode=self.mode, limits=self.limits, runner_dir=code, uid=uid)
+        return client.spawn(command, server_env(self.limits, self.token, paths.tmp))
+
+    def _define(self) -> None:
         try:
-            code, workdir = self._folder / "server", self._folder / "work"
-            code.mkdir()
-            workdir.mkdir()
-            for name in client.SERVER_FILES:
-                shutil.copy(HERE / name, code / name)
-            os.chmod(self._folder, 0o755)
-            os.chmod(code, 0o755)
-            for path in code.iterdir():
-                os.chmod(path, 0o644)
-            uid = sandbox.allocate_uid() if self.mode == "bwrap" and os.geteuid() == 0 else None
-            if uid is not None:
-                os.chown(workdir, uid, uid)
-            paths = sandbox.inside_paths(self.mode, workdir=workdir, data_dir=self.data_dir, venv=self.venv,
-                                         runner_dir=code)
-            if self.mode == "none":
-                (code / "tmp").mkdir(exist_ok=True)
-                os.chmod(code / "tmp", 0o777)
-            argv = [paths.python, "-I", f"{paths.runner_dir}/server.py"]
-            command, _ = sandbox.build_command(argv, workdir=workdir, data_dir=self.data_dir, venv=self.venv,
-                                               mode=self.mode, limits=self.limits, runner_dir=code, uid=uid)
-            self.server = client.spawn(command, server_env(self.limits, self.token, paths.tmp))
             self.defined = self.server.request("define", {"statements": [s.to_wire() for s in self.statements],
                                                           "names": list(CONTRACT_NAMES)})
-        except (client.ProbeChannelError, OSError, ValueError, RuntimeError) as error:
-            self.error = f"the probe server could not start ({error})"
+        except client.ProbeChannelError as error:
+            self.error = f"the probe server could not run the notebook's definitions ({error})"
 
-    def finish(self, workdir: Path, seed: int, context_for) -> ProbeOutcome:
-        """Load the exported models, run every probe, stop the server. `context_for(exported, loaded)` builds the
-        probes' Context. Never raises for what the submission does."""
-        self._thread.join(timeout=client.START_TIMEOUT_S)
+    def finish(self, workdir: Path, seed: int, profile: dict, figures: list) -> ProbeOutcome:
+        """Load the exported models, run every probe, stop the server. Never raises for what the submission does."""
         outcome = ProbeOutcome()
+        if self._thread.ident is None and not self.error:
+            outcome.notes.append("the notebook did not run, so nothing was probed")
+            self.stop()
+            return outcome
+        if self._thread.ident is not None:
+            self._thread.join(timeout=client.START_TIMEOUT_S)
         exported = read_export(workdir)
         outcome.notes += exported.problems
+        outcome.findings += [Finding(f"in the kernel, {text}", voids=True)
+                             for text in (exported.report.get("kernel") or []) if isinstance(text, str)][:20]
         server = self.server if not self.error and self.server is not None and not self.server.dead else None
         if self.error:
             outcome.notes.append(self.error)
@@ -116,14 +138,18 @@ class ProbeRun:
             server = None
         outcome.names = {**{name: bool(value) for name, value in (exported.report.get("names") or {}).items()},
                          **{name: bool(value) for name, value in (self.defined.get("defined") or {}).items()}}
+        grids = [(grid.figure, grid.kind, grid.tiles.reshape(grid.rows, grid.cols, -1))
+                 for grid in read_grids(figures) if grid.tiles is not None]
+        context = probes.Context(data=reference_data(self.data_dir), profile=dict(profile),
+                                 reported=exported.report, models=loaded, figure_grids=grids)
         try:
-            outcome.probes, outcome.inputs = probes.run_all(server, context_for(exported, loaded), seed)
+            outcome.probes, outcome.inputs = probes.run_all(server, context, seed)
         finally:
             self.stop()
         if self.server is not None:
-            outcome.findings += self.server.findings
-            outcome.findings += [f"the notebook's definitions changed the probe process's {what}; its answers were "
-                                 "not trusted" for what in self.server.tamper]
+            outcome.findings += [Finding(text, voids=True) for text in self.server.findings]
+            outcome.findings += [Finding(f"the notebook's definitions changed the probe process's {what}; its "
+                                         "answers were not trusted", voids=True) for what in self.server.tamper]
             outcome.server_log = self.server.stderr_tail
         return outcome
 

@@ -252,7 +252,7 @@ def _evaluate(session, model: str, x, eps, variant: str = "trained", seed: int =
     if decoded.shape != (len(x), PIXELS):
         raise ProbeFailed(f"{model}.decoder returned shape {list(decoded.shape)} for {len(x)} points; expected "
                           f"({len(x)}, {PIXELS})")
-    return {"mu": mu, "log_sigma_squared": lss, "kl": measures.kl_rows(mu, lss),
+    return {"mu": mu, "log_sigma_squared": lss, "z": z, "kl": measures.kl_rows(mu, lss),
             "bce": measures.bce_rows(x, decoded), "squared_error": measures.squared_error_rows(x, decoded)}
 
 
@@ -260,10 +260,18 @@ def _mean(values) -> float | None:
     return measures.finite_mean(values)
 
 
-def _encodings_summary(mu: np.ndarray, labels: np.ndarray) -> dict:
+def _within_class_rms(points: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> float:
+    return float(np.sqrt(np.mean([np.mean((points[labels == d] - centroids[d]) ** 2) for d in range(10)])))
+
+
+def _encodings_summary(mu: np.ndarray, z: np.ndarray, labels: np.ndarray) -> dict:
+    """Where the encoder puts each digit: per-digit centroids of mu, how far images of a digit lie from their
+    centroid (for mu, and for z = mu + eps * sigma, which the scatter of the seed shows), and the boxes holding 90 %
+    and 99 % of the means."""
     centroids = np.stack([mu[labels == digit].mean(0) for digit in range(10)])
-    spread = float(np.sqrt(np.mean([np.mean((mu[labels == d] - centroids[d]) ** 2) for d in range(10)])))
-    return {"dims": int(mu.shape[1]), "centroids": centroids.tolist(), "within_class_rms": spread,
+    return {"dims": int(mu.shape[1]), "centroids": centroids.tolist(),
+            "within_class_rms": _within_class_rms(mu, labels, centroids),
+            "within_class_rms_z": _within_class_rms(z, labels, centroids),
             "box_90": [np.percentile(mu, 5, 0).tolist(), np.percentile(mu, 95, 0).tolist()],
             "box_99": [np.percentile(mu, 0.5, 0).tolist(), np.percentile(mu, 99.5, 0).tolist()]}
 
@@ -340,7 +348,7 @@ def run_vae_model(session, inputs, context):
         "decoder_parameters_with_gradient": gradients["parameters_with_gradient"],
         "prior_copy_rmse_median": float(np.median(copies)), "prior_copy_rmse_min": float(np.min(copies)),
         "prior_copy_rmse": np.round(copies, 5).tolist(),
-        "encodings": _encodings_summary(train["mu"], inputs["y_train"]),
+        "encodings": _encodings_summary(train["mu"], train["z"], inputs["y_train"]),
     }
     value["figure_grids"] = _match_grids(session, context.figure_grids, value["encodings"]["box_99"]) \
         if k == 2 else []
@@ -374,6 +382,22 @@ def run_ae_models(session, inputs, context):
     return results
 
 
+def run_pca_sweep(session, inputs, context):
+    """The held-out mean squared error of PCA with k components, for every k of the sweep, computed by the grader on
+    the data the parameters cell names (the first N_TRAIN training images for the fit, the first N_TEST test images
+    for the error): what the notebook's PCA line should show."""
+    values = context.reported.get("values") or {}
+    dims = values.get("SWEEP_DIMS") or context.profile.get("SWEEP_DIMS") or []
+    dims = [int(d) for d in dims if isinstance(d, (int, float)) and 1 <= d <= PIXELS][:100]
+    if not dims:
+        raise ProbeFailed("SWEEP_DIMS holds no latent size")
+    n_train = int(context.profile.get("N_TRAIN") or 60000)
+    n_test = int(context.profile.get("N_TEST") or 10000)
+    errors = context.data.pca_errors(n_train, n_test, max(dims))
+    return {"SWEEP_DIMS": dims, "pca": [float(errors[d - 1]) for d in dims],
+            "mean_image": context.data.mean_image_error(n_train, n_test)}
+
+
 PROBES = (
     Probe("encoder_shapes", ("VAEEncoder",), draw_encoder, run_encoder),
     Probe("decoder_output", ("VAEDecoder",), draw_decoder, run_decoder),
@@ -384,6 +408,7 @@ PROBES = (
     Probe("histories", ("ae_histories", "vae_history", "gaussian_vae_history"), _no_inputs, run_histories,
           needs_server=False),
     Probe("sweep", ("SWEEP_DIMS", "reconstruction_errors"), _no_inputs, run_sweep, needs_server=False),
+    Probe("pca_sweep", ("reconstruction_errors",), _no_inputs, run_pca_sweep, needs_server=False),
     Probe("vae_decode", ("vae",), draw_vae_decode, run_vae_decode),
     Probe("vae_model", ("vae",), draw_model, run_vae_model),
     Probe("gaussian_vae_model", ("gaussian_vae",), draw_model, run_gaussian_vae_model),

@@ -3,7 +3,7 @@ copy of a dataset image?" (nearest neighbour over all 70,000 images). Loaded onc
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ class ReferenceData:
     mean: np.ndarray
     all_images: np.ndarray       # train then test
     projected: np.ndarray        # all_images projected on the basis
+    cached: dict = field(default_factory=dict)
 
     def stratified(self, rng: np.random.Generator, split: str, per_class: int) -> tuple[np.ndarray, np.ndarray]:
         images, labels = (self.train_images, self.train_labels) if split == "train" else \
@@ -33,6 +34,29 @@ class ReferenceData:
         index = np.concatenate([rng.choice(np.flatnonzero(labels == digit), per_class, replace=False)
                                 for digit in range(10)])
         return images[index], labels[index].astype(np.int64)
+
+    def pca_errors(self, n_train: int, n_test: int, max_components: int) -> np.ndarray:
+        """Held-out MSE per pixel of PCA fitted on the first n_train training images, on the first n_test test
+        images, with 1..max_components components (index k - 1)."""
+        key = ("pca", n_train, n_test, max_components)
+        with _lock:
+            if key not in self.cached:
+                train = self.train_images[:n_train].astype(np.float64)
+                test = self.test_images[:n_test].astype(np.float64)
+                mean = train.mean(0)
+                centred = train - mean
+                eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred)
+                components = eigenvectors[:, ::-1][:, :max_components]
+                projected = (test - mean) @ components
+                total = np.sum((test - mean) ** 2, axis=1)
+                kept = np.cumsum(projected ** 2, axis=1)
+                self.cached[key] = np.mean(total[:, None] - kept, axis=0) / PIXELS
+            return self.cached[key]
+
+    def mean_image_error(self, n_train: int, n_test: int) -> float:
+        """Held-out MSE per pixel of predicting every test image by the mean training image (0 components)."""
+        mean = self.train_images[:n_train].mean(0)
+        return float(np.mean((self.test_images[:n_test] - mean) ** 2))
 
     def copy_distances(self, images: np.ndarray) -> np.ndarray:
         """RMS pixel distance of each image to the nearest of the 70,000 dataset images."""

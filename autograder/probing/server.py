@@ -255,8 +255,11 @@ def answer(message: dict, ns: dict, models: Models) -> dict:
 def main() -> int:
     channel = Channel()
     signal.signal(signal.SIGALRM, _alarm)
-    import numpy  # noqa: F401  (imported before the notebook's definitions, so the snapshot holds their originals)
+    # Imported before the notebook's definitions, so the snapshot holds the originals. torch._dynamo (which
+    # torchvision imports) replaces some of torch's functions by wrappers when it is first imported.
+    import numpy  # noqa: F401
     import torch
+    import torch._dynamo  # noqa: F401
     torch.set_num_threads(1)
     before = _interpreter_state()
     ns, models, reported = {}, None, set()

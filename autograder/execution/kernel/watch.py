@@ -14,6 +14,7 @@ models it probes itself. Plain source, injected as text next to kernel_side.
 import sys
 
 EVENTS = ("pre_execute", "pre_run_cell", "post_execute", "post_run_cell", "shell_initialized")
+KERNEL_REPLACED_BUILTINS = ("input", "raw_input", "_")   # ipykernel rebinds these for every cell it runs
 MAX_LISTED = 8
 _state = {"installed": False}
 
@@ -147,7 +148,8 @@ def report() -> list:
         found.append(f"import hooks were added to sys.meta_path ({_listing(type(f).__name__ for f in added_finders)})")
     import builtins
     changed = [name for name, value in vars(builtins).items()
-               if name in _state["builtins"] and id(value) != _state["builtins"][name] and name != "_"]
+               if name in _state["builtins"] and id(value) != _state["builtins"][name]
+               and name not in KERNEL_REPLACED_BUILTINS]
     if changed:
         found.append(f"builtins were replaced ({_listing(changed)})")
     kernel_side = _state["kernel_side"]

@@ -4,15 +4,17 @@
   for each trained model (`vae`, `gaussian_vae`, each of `ae_models`) its class name and its parameter names.
 - `weights.npz`: every model's state_dict as plain numeric arrays, keys "<model>/<parameter>" (np.savez of numbers
   only; the grader loads it with allow_pickle=False).
+- the kernel watch's findings (what the notebook did to the grader's machinery in the kernel), under "kernel".
 Nothing here is trusted: the notebook's code ran in this process and may have changed any of it. The grader checks
 every reported value against its own computation with the rebuilt models (autograder/probing/), and judges the
 models only by what they do on inputs it draws later, in another process.
-Plain source, injected as text (execute.py); nothing else of the grader is in the kernel at that point.
+Plain source, injected as text by the setup cell (autograder/execution/notebook.py).
 """
 import json
 import math
 import os
 
+EXPORT_FOLDER = ".labgrader-export"     # in the submission's folder; the grader passes the path to export()
 EXPORT_JSON = "export.json"
 EXPORT_WEIGHTS = "weights.npz"
 MODEL_NAMES = ("vae", "gaussian_vae")
@@ -52,9 +54,15 @@ def _state_arrays(module) -> dict:
     return arrays
 
 
-def export(folder: str, ns: dict) -> None:
+def export(folder: str, ns: dict, watch_report=None) -> None:
     import numpy as np
-    report = {"names": {name: name in ns for name in CONTRACT_NAMES}, "values": {}, "models": {}, "errors": {}}
+    report = {"names": {name: name in ns for name in CONTRACT_NAMES}, "values": {}, "models": {}, "errors": {},
+              "kernel": []}
+    if watch_report is not None:
+        try:
+            report["kernel"] = [str(text)[:300] for text in watch_report()][:30]
+        except Exception as error:  # noqa: BLE001
+            report["kernel"] = [f"the grader's kernel watch failed ({type(error).__name__}: {error})"[:300]]
     try:
         import torch
         module_type = torch.nn.Module
