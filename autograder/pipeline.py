@@ -75,17 +75,39 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+SCORING_ONLY_KEYS = ("points", "title", "visibility")   # of an item: arithmetic on its check's cached fraction
+
+
 def rubric_digest(path: Path) -> str:
-    """What the expensive stage depends on in the rubric: everything but `manual_items` (the written answers are
-    scored in the cheap stage, so changing their points re-executes nothing)."""
+    """What the expensive stage depends on in the rubric: each item's check and parameters, nothing else. Points,
+    titles, visibility, penalties and the written answers (`manual_items`) are applied to the cached fractions by
+    `rescore`, so changing them re-executes nothing."""
     data = Path(path).read_bytes()
     try:
         raw = yaml.safe_load(data)
     except yaml.YAMLError:
         return hashlib.sha256(data).hexdigest()
     if isinstance(raw, dict):
-        raw = {key: value for key, value in raw.items() if key != "manual_items"}
+        items = raw.get("items") if isinstance(raw.get("items"), list) else []
+        raw = [{key: value for key, value in item.items() if key not in SCORING_ONLY_KEYS}
+               if isinstance(item, dict) else item for item in items]
     return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def rescore(row: GradeRow, rubric) -> GradeRow:
+    """A cached row with the rubric's current points, titles, visibility and penalties, from the checks' cached
+    fractions (the cache key guarantees the same checks with the same parameters)."""
+    cached = {score.item_id: score for score in row.item_scores}
+    if set(cached) != set(rubric.item_ids):
+        return row
+    scores = []
+    for item in rubric.items:
+        score = cached[item.item_id]
+        scores.append(replace(score, title=item.title, max_points=float(item.points), visibility=item.visibility,
+                              points=round(float(item.points) * score.fraction, 4), penalties=[]))
+    scores = scoring.apply_penalties(scores, set(row.flags), rubric)
+    return replace(row, item_scores=scores, score=round(sum(s.points for s in scores), 4),
+                   max_score=round(sum(s.max_points for s in scores), 4), items={s.item_id: s.points for s in scores})
 
 
 def probe_secret(out_dir: Path) -> str:
@@ -131,7 +153,7 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
     key = cache_key(submission, settings)
     if not settings.force and (cached := load_cached_row(sub_out, key)):
         log.info("%s: unchanged since the last run, not executed again", submission.submission_id)
-        return cached
+        return rescore(cached, rubric)
 
     started = time.monotonic()
     outcome = ProbeOutcome(notes=["the notebook did not run, so nothing was probed"])
@@ -185,11 +207,31 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
                    max_score=round(sum(s.max_points for s in item_scores), 4),
                    items={s.item_id: s.points for s in item_scores}, flags=sorted(submission.flags),
                    duration_s=round(time.monotonic() - started, 2), sandbox=result.sandbox, cache_key=key,
-                   item_scores=item_scores, cell_errors=list(result.cell_errors or []), notes=list(result.notes))
+                   item_scores=item_scores, cell_errors=list(result.cell_errors or []), notes=list(result.notes),
+                   advice=template_advice(result, outcome))
     # Plain JSON now, so the row a first run returns equals the row a cached run reads back.
     text = row.to_json()
     atomic_write_text(sub_out / ROW_FILE, text)
     return GradeRow.from_json(text)
+
+
+TEMPLATE_NAMES = ("VAEEncoder", "VAEDecoder", "VAE", "reparameterize", "kl_divergence", "bernoulli_vae_loss",
+                  "gaussian_vae_loss", "pca_encode", "pca_generate", "pca_reconstruct", "vae", "vae_history")
+
+
+def template_advice(result: ExecutionResult, outcome: ProbeOutcome) -> list[str]:
+    """Lines for the top of the feedback page when the notebook does not follow the template, and what to do."""
+    advice = []
+    if result.layout is not None and result.layout.parameters_cell is None:
+        advice.append("Your notebook has no parameters cell (the template's cell that sets SEED, DATA_DIR, N_TRAIN, "
+                      "... tagged `parameters`). The grader put its values at the top instead, so any value your "
+                      "notebook sets later overrides them: training may run at full size and out of time. Keep the "
+                      "template's parameters cell and use its names.")
+    if result.layout is not None and not any(outcome.names.get(name) for name in TEMPLATE_NAMES):
+        advice.append("Your notebook defines none of the names the template asks for (VAEEncoder, kl_divergence, "
+                      "vae, ...), so the grader could check almost nothing. Start from the lab's template notebook "
+                      "and keep its names.")
+    return advice
 
 
 def with_probes(result: ExecutionResult, outcome: ProbeOutcome) -> tuple[dict, list]:
@@ -217,12 +259,14 @@ def failed_row(submission: Submission, rubric, error: BaseException) -> GradeRow
 
 # --- one submission: the cheap final stage -------------------------------------------------------------------------
 
-def finalize_submission(row: GradeRow, settings: GradeSettings, rubric, ta_scores: dict) -> GradeRow:
+def finalize_submission(row: GradeRow, settings: GradeSettings, rubric, ta_scores: dict, answers: dict | None = None,
+                        questions=None) -> GradeRow:
     """The automatic items plus the written answers (the TA's scores, else 0 and "awaiting review"; the rubric's
     penalties apply to them too) -> results.json and feedback.html. Returns the final row (row.json is left as the
     expensive stage wrote it)."""
     sub_out = settings.out_dir / row.submission
-    manual = scoring.apply_penalties(review.manual_item_scores(rubric, row.submission, ta_scores), set(row.flags),
+    manual = scoring.apply_penalties(review.manual_item_scores(rubric, row.submission, ta_scores, answers, questions),
+                                     set(row.flags),
                                      rubric)
     item_scores = row.item_scores + manual
     executed = sub_out / EXECUTED_NOTEBOOK
@@ -231,14 +275,15 @@ def finalize_submission(row: GradeRow, settings: GradeSettings, rubric, ta_score
         sub_out / FEEDBACK_HTML, submission_id=row.submission, display_name=row.display_name, status=row.status,
         reason=row.reason, item_scores=item_scores, cell_errors=row.cell_errors,
         figures_png=figures_from_notebook(executed if executed.exists() else None), sandbox=row.sandbox,
-        flags=row.flags, notes=row.notes)
+        flags=row.flags, notes=row.notes, advice=row.advice)
     pending = [s.item_id for s in manual if s.awaiting_review]
     items = dict(row.items) | {s.item_id: s.points for s in manual if s.item_id not in pending}
     return replace(row, score=round(sum(s.points for s in item_scores), 4),
                    max_score=round(sum(s.max_points for s in item_scores), 4), items=items, awaiting_review=pending)
 
 
-def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: str, ta_scores: dict) -> GradeRow:
+def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: str, ta_scores: dict,
+               questions=None) -> GradeRow:
     """Both stages for one student, in a worker thread; a grader bug in either becomes an `error` row."""
     try:
         row = grade_submission(submission, settings, rubric, secret)
@@ -246,7 +291,8 @@ def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: 
         log.error("%s: grader error\n%s", submission.submission_id, traceback.format_exc())
         row = failed_row(submission, rubric, error)
     try:
-        return finalize_submission(row, settings, rubric, ta_scores)
+        answers = written_answers.answers_of(submission, questions) if questions is not None else None
+        return finalize_submission(row, settings, rubric, ta_scores, answers, questions)
     except Exception as error:
         log.error("%s: grader error while writing the reports\n%s", submission.submission_id, traceback.format_exc())
         return failed_row(submission, rubric, error)
@@ -260,6 +306,7 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     submissions = discover(submissions_dir)
     secret = probe_secret(settings.out_dir)
     ta_sheet = review.load_scores(settings.out_dir, rubric)     # the TA's scores from the last review sheet
+    questions = written_answers.load_questions(rubric) if rubric.manual_items else None
     log.info("grading %d submissions from %s into %s with %d job(s), sandbox=%s",
              len(submissions), submissions_dir, settings.out_dir, jobs, settings.sandbox)
 
@@ -268,7 +315,8 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
         start_warm_up()
     bar = _progress_bar(len(submissions), progress)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_sheet.scores): s for s in submissions}
+        futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_sheet.scores, questions): s
+                   for s in submissions}
         for future in as_completed(futures):
             submission = futures[future]
             try:

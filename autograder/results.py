@@ -142,6 +142,7 @@ class GradeRow:
     cell_errors: list = field(default_factory=list)     # for feedback.html
     awaiting_review: list = field(default_factory=list)  # written-answer item ids without a TA score (final row)
     notes: list = field(default_factory=list)           # the run's notes (truncated output, converted notebook...)
+    advice: list = field(default_factory=list)          # where the notebook departs from the template (top of page)
 
     def to_json(self) -> str:
         """row.json's text: plain JSON (numpy values in check details become numbers)."""
@@ -160,6 +161,6 @@ class GradeRow:
     def table_row(self) -> dict:
         """The row as the gradebook and the class reports read it (the per-item details stay in results.json)."""
         data = asdict(self)
-        for key in ("item_scores", "cell_errors", "notes"):
+        for key in ("item_scores", "cell_errors", "notes", "advice"):
             data.pop(key)
         return data

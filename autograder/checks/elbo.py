@@ -153,7 +153,8 @@ def kl_sums_latent_dims(artefacts: dict, probe_inputs: dict, params: dict) -> Ch
 def kl_batch_average(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
     """The batch value is the mean of the per-row values (half) and does not change when the batch is doubled by
     repeating it (half). Summing over the batch is named. Compared with the student's OWN per-row values, so a wrong
-    formula is not penalised twice."""
+    formula is not penalised twice; but a function whose value does not depend on its inputs (the same number for
+    every row) computes no KL at all and earns nothing."""
     mu, lv = kl_inputs(probe_inputs)
     answer = kl_answer(artefacts)
     rtol, atol = float(params["rtol"]), float(params["atol"])
@@ -161,6 +162,10 @@ def kl_batch_average(artefacts: dict, probe_inputs: dict, params: dict) -> Check
         rows = single_rows(answer, mu.shape[0])
     except ValueError:
         rows = kl_rows("correct", mu, lv, "sum")
+    if np.all(np.isfinite(rows)) and np.ptp(rows) <= atol and np.ptp(kl_rows("correct", mu, lv, "sum")) > 10 * atol:
+        return CheckResult("", 0.0, f"kl_divergence returns {fmt(rows[0])} for every row of the grader's batch, "
+                                    f"whatever mu and log_sigma_squared are: it must compute the KL from its inputs.",
+                           {"single": rows})
     if not np.all(np.isfinite(rows)):
         rows = kl_rows("correct", mu, lv, "sum")
     batch, doubled = answer.get("batch"), answer.get("batch_doubled")
@@ -482,8 +487,8 @@ def loss_proportions(artefacts: dict, probe_inputs: dict, params: dict) -> Check
             doubled = scalar(answer.get(f"{which}_doubled"))
             if doubled is not None and not close(doubled, value, rtol, atol):
                 part = min(part, float(partial.get("proportion_kept", 0.0)))
-                message = (f"{which}_vae_loss changes from {fmt(value)} to {fmt(doubled)} when the batch is "
-                           f"repeated twice: it is summed over the batch; average over the batch instead.")
+                message = (f"{message} {which}_vae_loss changes from {fmt(value)} to {fmt(doubled)} when the batch "
+                           f"is repeated twice: it is summed over the batch; average over the batch instead.")
         fraction += float(weights.get(which, 0.0)) * part
         messages.append(message)
         details[which] = info
@@ -516,6 +521,9 @@ def reparameterization(artefacts: dict, probe_inputs: dict, params: dict) -> Che
     new_draws = bool(answer.get("new_draws_each_call"))
     fraction = (w["mean"] * mean_ok + w["variance"] * var_ok + w["gradients"] * 0.5 * sum(grads)
                 + w["new_draws"] * new_draws) / sum(float(v) for v in w.values())
+    no_sampling = bool(np.all(np.isfinite(var)) and np.all(var <= z * var_se(sigma2)) and np.all(sigma2 > 1e-3))
+    if no_sampling:     # z = mu (or a constant): no reparameterisation at all, whatever its mean and gradients
+        fraction = 0.0
     details = {"mean": mean, "var": var, "expected_mean": mu, "expected_var": sigma2, "grads": grads}
     problems = []
     if not var_ok:

@@ -148,23 +148,47 @@ def tile_count(size: int, max_pad: int) -> int | None:
     return None
 
 
-def tile_offsets(size: int, count: int, max_pad: int) -> list[int] | None:
-    """Start of each of `count` 28-px tiles along a side of `size` px with regular padding <= max_pad (between the
-    tiles, around and between them, or after each)."""
+def tile_layouts(size: int, count: int, max_pad: int) -> list[list[int]]:
+    """Every start of `count` 28-px tiles along a side of `size` px with regular padding <= max_pad: none, between
+    the tiles, around and between them, or after each (a size can fit more than one)."""
     extra = size - count * DIGIT_SIDE
     if extra == 0:
-        return [i * DIGIT_SIDE for i in range(count)]
-    for gaps, leading in ((count - 1, 0), (count + 1, 1), (count, 0)):
+        return [[i * DIGIT_SIDE for i in range(count)]]
+    layouts = []
+    for gaps, leading in ((count + 1, 1), (count - 1, 0), (count, 0)):
         if gaps > 0 and extra > 0 and extra % gaps == 0 and extra // gaps <= max_pad:
             pad = extra // gaps
-            return [leading * pad + i * (DIGIT_SIDE + pad) for i in range(count)]
-    return None
+            layouts.append([leading * pad + i * (DIGIT_SIDE + pad) for i in range(count)])
+    return layouts
+
+
+def tile_offsets(size: int, count: int, max_pad: int) -> list[int] | None:
+    """The first of tile_layouts (around and between first: torchvision's make_grid), or None."""
+    layouts = tile_layouts(size, count, max_pad)
+    return layouts[0] if layouts else None
+
+
+def _gaps_uniform(profile: np.ndarray, starts: list[int]) -> bool:
+    """Whether every pixel of `profile` (one value per row or column) outside the tiles is the same."""
+    covered = np.zeros(len(profile), dtype=bool)
+    for start in starts:
+        covered[start:start + DIGIT_SIDE] = True
+    gaps = profile[~covered]
+    return gaps.size == 0 or float(np.ptp(gaps)) < 1e-6
 
 
 def cut_tiles(picture: np.ndarray, rows: int, cols: int, max_pad: int) -> np.ndarray:
-    """A stitched picture (h, w) of rows x cols digits -> tiles (rows, cols, 28, 28)."""
+    """A stitched picture (h, w) of rows x cols digits -> tiles (rows, cols, 28, 28); when a side fits more than one
+    padding, the one whose gaps are plain padding (uniform pixels) is taken."""
     h, w = picture.shape
-    row_starts, col_starts = tile_offsets(h, rows, max_pad), tile_offsets(w, cols, max_pad)
+
+    def starts(size: int, count: int, axis: int) -> list[int]:
+        layouts = tile_layouts(size, count, max_pad)
+        profile_min, profile_max = picture.min(axis=axis), picture.max(axis=axis)
+        return next((layout for layout in layouts if _gaps_uniform(profile_min, layout)
+                     and _gaps_uniform(profile_max, layout)), layouts[0])
+
+    row_starts, col_starts = starts(h, rows, 1), starts(w, cols, 0)
     return np.stack([np.stack([picture[r:r + DIGIT_SIDE, c:c + DIGIT_SIDE] for c in col_starts])
                      for r in row_starts])
 

@@ -129,7 +129,7 @@ def figure_decoded_grid_15x15(artefacts: dict, probe_inputs: dict, params: dict)
     square = [g for g in grids if g.grid.rows == g.grid.cols and g.grid.rows >= int(params["min_size"])]
     tied = [g for g in square if g.tied]
     if not tied:
-        seen = ", ".join(f"{g.grid.rows}x{g.grid.cols}" for g in read_grids(artefacts.get("figures") or [])) or "none"
+        seen = ", ".join(f"{g.rows}x{g.cols}" for g in read_grids(artefacts.get("figures") or [])) or "none"
         return CheckResult("", 0.0, f"No {size}x{size} grid of images made by your vae.decoder found (grids seen: "
                                     f"{seen}).{untied_note(square)} Decode a {size}x{size} mesh of z values and show "
                                     f"it as one image ({size * 28}x{size * 28} px) or {size * size} subplots.",
@@ -149,7 +149,7 @@ def figure_decoded_grid_15x15(artefacts: dict, probe_inputs: dict, params: dict)
                "range_coverage": round(coverage, 3), "digits": digits}
     notes = []
     if form < 1:
-        notes.append(f"the grid is {best.grid.rows}x{best.grid.cols}; the seed asks for {size}x{size}")
+        notes.append(f"the grid is {best.grid.rows}x{best.grid.cols}; the assignment asks for {size}x{size}")
     if coverage < float(params["range_full_at"]):
         notes.append(f"its z cover {coverage:.0%} of the range where z lives (the prior's 5%..95% quantiles, "
                      f"-1.64..1.64 on each axis, or where 90% of your encodings lie): span the whole range")
@@ -184,7 +184,7 @@ def figure_digit_rows(artefacts: dict, probe_inputs: dict, params: dict) -> Chec
               1 < (g.grid.cols if g.grid.rows == digits else g.grid.rows) <= 4 * samples]
     tied = [g for g in shaped if g.tied]
     if not tied:
-        seen = ", ".join(f"{g.grid.rows}x{g.grid.cols}" for g in read_grids(artefacts.get("figures") or [])) or "none"
+        seen = ", ".join(f"{g.rows}x{g.cols}" for g in read_grids(artefacts.get("figures") or [])) or "none"
         return CheckResult("", 0.0, f"No {digits}x{samples} grid (one row per digit, {samples} samples each) of "
                                     f"images made by your vae.decoder found (grids seen: {seen}).{untied_note(shaped)} "
                                     f"For each digit, find the z region where the encoder puts it and decode "
@@ -211,7 +211,7 @@ def figure_digit_rows(artefacts: dict, probe_inputs: dict, params: dict) -> Chec
         details.update({"rows_of_one_digit": int(rows_ok), "row_digits": order})
     notes = []
     if not exact:
-        notes.append(f"the grid is {best.grid.rows}x{best.grid.cols}; the seed asks for {samples} samples of each of "
+        notes.append(f"the grid is {best.grid.rows}x{best.grid.cols}; the assignment asks for {samples} samples of each of "
                      f"the {digits} digits ({digits}x{samples})")
     elif shows < 1:
         notes.append(f"only {details['rows_of_one_digit']} of {digits} rows show mostly one digit to the grader's "

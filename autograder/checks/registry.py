@@ -17,6 +17,7 @@ pca.py, training.py, figures.py and image_quality.py; importing the package regi
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Callable
@@ -116,8 +117,10 @@ def probe(artefacts: dict, name: str) -> Any:
         undefined = _undefined_names(artefacts, student)
         hint = (f" Not defined in your notebook: {', '.join(undefined)} — define them with exactly these names."
                 if undefined else "")
-        raise ProbeMissing(sentence(f"Calling {student} on the grader's inputs raised {error}{error_hint(error)}")
-                           + hint)
+        if RAISED.match(error):
+            raise ProbeMissing(sentence(f"Calling {student} on the grader's inputs raised {error}{error_hint(error)}")
+                               + hint)
+        raise ProbeMissing(sentence(f"The grader could not check {student}: {error}{error_hint(error)}") + hint)
     return answer.get("value")
 
 
@@ -131,6 +134,9 @@ ERROR_HINTS = (
     ("returned shape", ": z must have the shape of mu"),
     ("NoneType", ": your function returned None: is it still a TODO, or is a `return` missing?"),
 )
+
+
+RAISED = re.compile(r"^[A-Za-z_.]*(Error|Exception|Exit|Interrupt|Warning|NotRun)\b")   # "Type: message"
 
 
 def sentence(text: str) -> str:

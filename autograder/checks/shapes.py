@@ -24,7 +24,10 @@ def _find_case(cases: list[dict], **key) -> dict | None:
 
 
 def _not_a_network(name: str, cases: list[dict]) -> str | None:
-    """Why the module is not a network of its input, or None."""
+    """Why the module is not a network of its input, or None (also when its outputs are not finite: that is said by
+    the item's own message)."""
+    if any(case.get("depends_on_weights") is None for case in cases):
+        return None
     if not any(case.get("parameters_with_gradient") for case in cases):
         return (f"no gradient reaches any parameter of {name} from its output: build the output from layers "
                 f"(nn.Linear ...) applied to the input, without .detach(), numpy or constants")

@@ -1,9 +1,10 @@
 """What ties a figure to the student's model: the grader's own measurements, never the figure's presence.
 
 - A grid of digits is tied to `vae` when its tiles are outputs of `vae.decoder`: the probe vae_model (probing/
-  probes.py) found, for every tile, the z whose decoded image fits it best (RMS residual of a positive affine fit,
-  so the figure's colour scale does not matter) and where that z lies. Real MNIST digits pasted into a figure, or
-  another model's images, fit no decoder output.
+  probes.py) found, for every tile, the z whose decoded image fits it best (RMS residual of an affine fit, so the
+  figure's colour scale does not matter, relative to the tile's own spread, so a faint or blank tile matches
+  nothing) and where that z lies. Real MNIST digits pasted into a figure, or another model's images, fit no decoder
+  output.
 - A latent scatter is tied to `vae.encoder` when the centroid of each of its colour groups lies where the grader's
   own encoding of MNIST images puts one digit (one group per digit, matched by the Hungarian method, axes possibly
   swapped), within a fraction of how far the digits lie apart.
@@ -18,7 +19,7 @@ import numpy as np
 from autograder.checks.figure_reader import Grid, all_axes, decode_array, read_grids
 from autograder.checks.registry import ProbeMissing, probe
 
-TILE_RMSE_MAX = 0.025          # a tile closer than this to a decoder output is that output (calibrated)
+TILE_RESIDUAL_MAX = 0.1        # a tile fitted by a decoder output within this fraction of its spread is that output
 TIED_FRACTION = 0.9            # of a grid's tiles
 SCATTER_TIE_MAX = 0.35         # median centroid distance / spread of the digits (calibrated)
 MIN_GROUP_POINTS = 5
@@ -27,7 +28,7 @@ MIN_GROUP_POINTS = 5
 @dataclass
 class TiedGrid:
     grid: Grid
-    rmse: np.ndarray           # per tile, rows x cols
+    residual: np.ndarray       # per tile, rows x cols: unexplained fraction of its spread
     z: np.ndarray              # per tile, the decoder's z that fits it best
     tied_fraction: float
 
@@ -50,11 +51,11 @@ def decoder_grids(artefacts: dict, max_pad: int = 4) -> tuple[list[TiedGrid], st
         match = matches.get((grid.figure, grid.kind, grid.rows, grid.cols))
         if grid.tiles is None or match is None:
             continue
-        rmse = np.asarray(match["rmse"], np.float64).reshape(grid.rows, grid.cols)
+        residual = np.asarray(match["residual"], np.float64).reshape(grid.rows, grid.cols)
         z = np.asarray(match["z"], np.float64).reshape(grid.rows, grid.cols, -1)
         filled = grid.filled if grid.filled is not None else np.ones((grid.rows, grid.cols), bool)
-        fraction = float(np.mean(rmse[filled] <= TILE_RMSE_MAX)) if filled.any() else 0.0
-        tied.append(TiedGrid(grid, rmse, z, fraction))
+        fraction = float(np.mean(residual[filled] <= TILE_RESIDUAL_MAX)) if filled.any() else 0.0
+        tied.append(TiedGrid(grid, residual, z, fraction))
     return tied, ""
 
 
@@ -125,9 +126,8 @@ def scatter_tie(scatter: Scatter, encodings: dict) -> tuple[float, dict]:
     spread = max(float(np.sqrt(np.mean(np.sum((centroids - centroids.mean(0)) ** 2, 1)))),
                  float(encodings.get("within_class_rms_z") or 0.0), 1e-6)
     groups = [g for g in range(scatter.n_groups) if np.sum(scatter.labels == g) >= MIN_GROUP_POINTS]
-    if len(groups) < 2:
-        error = float(np.linalg.norm(scatter.points.mean(0) - centroids.mean(0))) / spread
-        return error, {"groups": len(groups), "centroid_error": error}
+    if len(groups) < 2:     # one colour: nothing to compare with where the encoder puts each digit
+        return float("inf"), {"groups": len(groups), "reason": "the points are not coloured by digit"}
     means = np.stack([scatter.points[scatter.labels == g].mean(0) for g in groups])
     from scipy.optimize import linear_sum_assignment
     best = (float("inf"), None, False)

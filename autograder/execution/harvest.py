@@ -117,12 +117,27 @@ def _first_line(source: str) -> str:
     return ""
 
 
+IPYTHON_CELL = re.compile(r"\bIn ?\[(\d+)\]")   # how IPython names a cell in a traceback: "Cell In[15], line 3"
+
+
 def cell_errors(executed_notebook, layout: GradedLayout | None = None) -> list[dict]:
     """One dict per code cell with an error output (its last error): {"cell": graded index, "student_cell": index
-    in the student's notebook or None for the grader's cells, "grader_cell": bool, "ename", "evalue",
-    "traceback": last lines without ANSI codes, "source_head": first line of the cell}."""
+    in the student's notebook or None for the grader's cells, "number": the cell's number in the student's notebook
+    (1-based, as every message says it), "grader_cell": bool, "ename", "evalue", "traceback": last lines without
+    ANSI codes and with IPython's In[k] names turned into the student's cell numbers, "source_head": first line of
+    the cell}."""
     errors = []
     cells = executed_notebook.get("cells", []) if executed_notebook else []
+    numbers = {}     # kernel execution count -> the student's cell number
+    for index, cell in enumerate(cells):
+        count = cell.get("execution_count") if cell.get("cell_type") == "code" else None
+        if isinstance(count, int) and layout and index in layout.student_cells:
+            numbers[count] = layout.student_cells[index] + 1
+
+    def renamed(line: str) -> str:
+        return IPYTHON_CELL.sub(lambda m: f"cell {numbers[int(m.group(1))]}" if int(m.group(1)) in numbers
+                                else m.group(0), line)
+
     for index, cell in enumerate(cells):
         failures = [output for output in _outputs(cell) if output.get("output_type") == "error"]
         if not failures:
@@ -133,10 +148,11 @@ def cell_errors(executed_notebook, layout: GradedLayout | None = None) -> list[d
         errors.append({
             "cell": index,
             "student_cell": student_cell,
+            "number": student_cell + 1 if student_cell is not None else None,
             "grader_cell": bool(layout) and student_cell is None,
             "ename": str(last.get("ename", "")),
             "evalue": strip_ansi(str(last.get("evalue", ""))),
-            "traceback": traceback[-TRACEBACK_LINES:],
+            "traceback": [renamed(line) for line in traceback[-TRACEBACK_LINES:]],
             "source_head": _first_line(cell.get("source", "")),
         })
     return errors

@@ -29,13 +29,26 @@ FLAG_PREFIX = "integrity: "
 MAX_LISTED = 8
 MAX_WORKDIR_ENTRIES = 20_000
 
-# substring of the code -> what it reaches; these void the automatic results
+# substring of the code -> what it reaches; these void the automatic results: the grader's code in the kernel, and
+# the machinery it runs through there (IPython's event callbacks and display path, matplotlib's figure registry
+# that its recorder walks, cell transformers), or code made to pass for a library's (a faked code origin)
 VOIDING_REFERENCES = {
     "labgrader_kernel": "the grader's in-kernel code",
     "kernel_side": "the grader's in-kernel code",
-    "kernel_guard": "the grader's in-kernel code",
+    "kernel_watch": "the grader's in-kernel code",
+    "kernel_export": "the grader's in-kernel code",
     "ast_transformers": "IPython AST transformers (they can rewrite the grader's cells)",
     "input_transformer": "IPython input transformers (they can rewrite the grader's cells)",
+    "events.register": "IPython's event callbacks (they run after every cell, the grader's included)",
+    "events.callbacks": "IPython's event callbacks (they run after every cell, the grader's included)",
+    "display_pub": "IPython's display publisher (every output passes through it)",
+    "displayhook": "IPython's display hook (every output passes through it)",
+    "display_formatter": "IPython's display formatters (every output passes through them)",
+    "_pylab_helpers": "matplotlib's figure registry (the grader's figure recorder walks it)",
+    "Gcf": "matplotlib's figure registry (the grader's figure recorder walks it)",
+    "print_figure": "matplotlib's print_figure (the grader's figure recorder hooks it)",
+    "co_filename": "code objects' file names (code made to pass for a library's)",
+    "__wrapped__": "functools.wraps' __wrapped__ (a function made to pass for another)",
 }
 # flagged only: outputs in these formats or with this token are accepted only from the grader's own cells
 GRADER_FORMATS = {"vnd.labgrader": "the grader's output format", "LABGRADER_RUN": "the run's token"}
@@ -44,12 +57,13 @@ GRADER_FILES = ("rubric.yaml", "checks.py", "solution/lab.ipynb", SECRET_FILE.ls
 # label -> pattern in the code's text (tokens joined without spaces); reading sys.modules (`'google.colab' in
 # sys.modules`) is common and not flagged, changing or scanning it is
 INTERPRETER_HOOKS = {name: re.compile(pattern) for name, pattern in {
-    "events.register": r"events\.register\(", "display_pub": r"display_pub", "displayhook": r"displayhook",
     "sys.modules changed": r"sys\.modules\[[^\]]*\]=(?!=)|delsys\.modules\[|sys\.modules\.(pop|update|setdefault|clear|popitem)\(",
     "sys.modules scanned": r"sys\.modules\.(values|items)\(", "meta_path": r"meta_path",
     "settrace": r"settrace\(", "setprofile": r"setprofile\(", "gc.get_referrers": r"get_referrers\(",
     "gc.get_objects": r"get_objects\(", "ctypes.pythonapi": r"pythonapi", "__builtins__": r"__builtins__",
     "sys._getframe": r"_getframe\(", "f_locals": r"f_locals",
+    "attribute name assembled from pieces": r"(getattr|setattr|delattr)\([^,()]+,(f['\"]|[^,()]*(['\"]\+|\+['\"]|\.join\())",
+    "code objects rebuilt": r"__code__|\.replace\(co_",
 }.items()}
 DYNAMIC_CODE = ("exec", "eval", "compile", "__import__")
 PATCHED_LIBRARIES = ("torch", "numpy", "json", "otter", "IPython", "ipykernel", "builtins", "math", "sklearn",

@@ -132,9 +132,12 @@ def export_source(folder: str) -> str:
             "    __import__('sys').modules['labgrader_kernel_watch'].report)\n")
 
 
+GRADER_CELL_KEY = "labgrader"     # metadata key marking the grader's own cells in the graded notebook
+
+
 def _grader_cell(source: str) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source)
-    cell.metadata["labgrader"] = True
+    cell.metadata[GRADER_CELL_KEY] = True
     return cell
 
 

@@ -106,7 +106,7 @@ def call_losses(ns, models, args):
                         loss(x.clone(), xr.clone(), mu.clone(), lss.clone(), variance=float(args["variance"])), name)
         except Exception as error:  # noqa: BLE001 - the student's code may raise anything
             value.setdefault(key, None)
-            errors[key] = error_text(error)
+            errors[key] = str(error) if isinstance(error, CallError) else error_text(error)
     if len(errors) == 2:
         raise CallError("; ".join(f"{key}: {text}" for key, text in errors.items()))
     if errors:
@@ -154,7 +154,7 @@ def call_pca(ns, models, args):
             value[key] = plain_matrix(result, name)
         except Exception as error:  # noqa: BLE001
             value[key] = None
-            errors[key] = error_text(error)
+            errors[key] = str(error) if isinstance(error, CallError) else error_text(error)
     if len(errors) == 3:
         raise CallError("; ".join(f"{key}: {text}" for key, text in errors.items()))
     if errors:

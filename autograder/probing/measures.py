@@ -5,13 +5,15 @@ Formulas, per image (rows), with x in [0, 1]:
 - KL(N(mu, sigma^2) || N(0, I)) = -0.5 * sum_k (1 + log_sigma_squared_k - mu_k^2 - exp(log_sigma_squared_k)).
 - Gaussian negative ELBO (fixed variance, constant dropped) = sum over pixels (x - x_mean)^2 / (2 variance) + KL.
 - Tile match: a figure tile t against candidate images c: the root mean square residual of the best fit
-  t ~ a * c + b with a > 0 (so a figure drawn with its own colour scale still matches), over the pixels.
+  t ~ a * c + b (so a figure drawn with its own colour scale, or inverted, still matches), over the pixels,
+  relative to the tile's own spread (so a faint or blank tile matches nothing: it shows no image).
 """
 from __future__ import annotations
 
 import numpy as np
 
 LOG_CLAMP = -100.0
+FLAT_TILE_VARIANCE = 1e-3     # a tile whose pixels vary less than this shows no image
 
 
 def kl_rows(mu: np.ndarray, log_sigma_squared: np.ndarray) -> np.ndarray:
@@ -40,8 +42,9 @@ def finite_mean(values: np.ndarray) -> float | None:
 
 
 def tile_residuals(tiles: np.ndarray, candidates: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """For each tile (T, P) the index of the best candidate (N, P) and its RMS residual after the best positive
-    affine fit. Pixels in [0, 1]."""
+    """For each tile (T, P) the index of the best candidate (N, P) and its residual after the best affine fit, as a
+    fraction of the tile's standard deviation (1: the candidate explains nothing; inf for a flat tile). Pixels in
+    [0, 1]."""
     tiles = np.asarray(tiles, np.float32).reshape(len(tiles), -1)
     candidates = np.asarray(candidates, np.float32).reshape(len(candidates), -1)
     pixels = tiles.shape[1]
@@ -55,14 +58,16 @@ def tile_residuals(tiles: np.ndarray, candidates: np.ndarray, chunk: int = 4096)
         c_var = np.mean(c_centred ** 2, axis=1)
         cov = (t_centred @ c_centred.T) / pixels                       # (T, N)
         with np.errstate(divide="ignore", invalid="ignore"):
-            explained = np.where((cov > 0) & (c_var[None, :] > 1e-10), cov ** 2 / c_var[None, :], 0.0)
+            explained = np.where(c_var[None, :] > 1e-10, cov ** 2 / c_var[None, :], 0.0)
         residual = np.maximum(t_var[:, None] - explained, 0.0)
         index = residual.argmin(1)
         value = residual[np.arange(len(tiles)), index]
         better = value < best
         best[better] = value[better]
         best_index[better] = index[better] + start
-    return best_index, np.sqrt(best)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(t_var > FLAT_TILE_VARIANCE, np.sqrt(best / t_var), np.inf)
+    return best_index, relative
 
 
 def local_mesh(centres: np.ndarray, spacing: float, steps: int) -> np.ndarray:

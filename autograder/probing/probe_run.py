@@ -148,8 +148,8 @@ class ProbeRun:
             self.stop()
         if self.server is not None:
             outcome.findings += [Finding(text, voids=True) for text in self.server.findings]
-            outcome.findings += [Finding(f"the notebook's definitions changed the probe process's {what}; its "
-                                         "answers were not trusted", voids=True) for what in self.server.tamper]
+            outcome.findings += [Finding(f"in the grader's probe process, the notebook's code {what}; its answers "
+                                         "were not trusted", voids=True) for what in self.server.tamper]
             outcome.server_log = self.server.stderr_tail
         return outcome
 

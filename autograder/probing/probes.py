@@ -30,7 +30,7 @@ PCA_ROWS, PCA_DIMS, PCA_K, PCA_COORDINATE_ROWS = 200, 30, 5, 3
 GRID_SIDE, PRIOR_SAMPLES = 15, 100
 EVAL_PER_CLASS = 50                # images per digit for the model measurements (500 in all)
 JACOBIAN_POINTS, JACOBIAN_STEP = 50, 0.05
-MESH_SIDE, REFINE_STEPS, REFINE_ABOVE = 64, 7, 0.006
+MESH_SIDE, REFINE_STEPS, REFINE_ABOVE = 64, 7, 0.02     # refine tiles fitted worse than 2 % of their spread
 PRIOR_BOX = 3.0                    # the dense mesh always covers [-3, 3]^2 besides the encodings
 CHANGED = 1e-6                     # outputs further apart than this "changed"
 
@@ -84,11 +84,16 @@ def draw_encoder(rng, context):
                        "init_seeds": _seeds(rng)} for i, k, b in ENCODER_SPECS]}
 
 
-def _varies(array: np.ndarray) -> bool:
+def _varies(array: np.ndarray) -> bool | None:
+    """Whether rows differ; None when the output is not finite (its own problem, said by the check)."""
+    if not np.all(np.isfinite(array)):
+        return None
     return array.ndim >= 1 and len(array) > 1 and float(np.max(np.ptp(array.reshape(len(array), -1), axis=0))) > CHANGED
 
 
-def _differs(a: np.ndarray, b: np.ndarray) -> bool:
+def _differs(a: np.ndarray, b: np.ndarray) -> bool | None:
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return None
     return a.shape == b.shape and float(np.max(np.abs(a - b), initial=0.0)) > CHANGED
 
 
@@ -101,12 +106,16 @@ def run_encoder(session, inputs, context):
         results.append({
             "dim_latent": case["dim_latent"], "batch": case["batch"], "mu_shape": list(mu.shape),
             "log_sigma_squared_shape": list(lss.shape),
-            "depends_on_input": (_varies(mu) or _varies(lss)) if case["batch"] > 1 else None,
-            "depends_on_weights": _differs(mu, np.asarray(second["mu"])) or
-            _differs(lss, np.asarray(second["log_sigma_squared"])),
+            "depends_on_input": _either(_varies(mu), _varies(lss)) if case["batch"] > 1 else None,
+            "depends_on_weights": _either(_differs(mu, np.asarray(second["mu"])),
+                                          _differs(lss, np.asarray(second["log_sigma_squared"]))),
             "heads_differ": not (mu.shape == lss.shape and np.allclose(mu, lss)),
             "parameters": first["parameters"], "parameters_with_gradient": first["parameters_with_gradient"]})
     return results
+
+
+def _either(a: bool | None, b: bool | None) -> bool | None:
+    return None if a is None and b is None else bool(a or b)
 
 
 def draw_decoder(rng, context):
@@ -196,10 +205,15 @@ def run_histories(session, inputs, context):
 
 def run_sweep(session, inputs, context):
     values = context.reported.get("values") or {}
+    names = context.reported.get("names") or {}
+    for name in ("SWEEP_DIMS", "reconstruction_errors"):
+        if not names.get(name):
+            raise ProbeFailed(f"NameError: {name} is not defined by the notebook")
     if values.get("SWEEP_DIMS") is None:
-        raise ProbeFailed("NameError: SWEEP_DIMS is not defined by the notebook")
+        raise ProbeFailed("TypeError: SWEEP_DIMS must be a list of latent sizes")
     if not isinstance(values.get("reconstruction_errors"), dict):
-        raise ProbeFailed("TypeError: reconstruction_errors must be a dict of lists")
+        raise ProbeFailed("TypeError: reconstruction_errors must be a dict of lists, {'autoencoder': [...], "
+                          "'pca': [...]}")
     return {"SWEEP_DIMS": values["SWEEP_DIMS"], "reconstruction_errors": values["reconstruction_errors"]}
 
 
@@ -278,7 +292,8 @@ def _encodings_summary(mu: np.ndarray, z: np.ndarray, labels: np.ndarray) -> dic
 
 def _match_grids(session, grids: list, box_99) -> list[dict]:
     """Each figure grid's tiles against the decoder: the best z for every tile on a dense mesh over the encodings
-    and the prior's range, refined around the best point; RMS residual of the best positive affine fit."""
+    and the prior's range, refined around the best point; the residual of the best affine fit relative to the
+    tile's spread (measures.tile_residuals)."""
     if not grids:
         return []
     low = np.minimum(np.asarray(box_99[0]) - 0.5, -PRIOR_BOX)
@@ -292,7 +307,8 @@ def _match_grids(session, grids: list, box_99) -> list[dict]:
     all_tiles = [(index, np.asarray(tiles, np.float32).reshape(-1, PIXELS)) for index, (_, _, tiles) in
                  enumerate(grids)]
     matches = [measures.tile_residuals(tiles, dense) for _, tiles in all_tiles]
-    refine = [(g, t) for g, (_, rmse) in enumerate(matches) for t in np.flatnonzero(rmse > REFINE_ABOVE)]
+    refine = [(g, t) for g, (_, residual) in enumerate(matches)
+              for t in np.flatnonzero(np.isfinite(residual) & (residual > REFINE_ABOVE))]
     refined = {}
     if refine:
         centres = np.stack([mesh[matches[g][0][t]] for g, t in refine])
@@ -300,17 +316,17 @@ def _match_grids(session, grids: list, box_99) -> list[dict]:
         decoded = np.asarray(session("decode", model="vae", z=local, as_uint8=True)["images"], np.float32) / 255.0
         per = REFINE_STEPS ** 2
         for n, (g, t) in enumerate(refine):
-            index, rmse = measures.tile_residuals(all_tiles[g][1][t:t + 1], decoded[n * per:(n + 1) * per])
-            refined[(g, t)] = (local[n * per + index[0]], float(rmse[0]))
-    for g, ((figure, kind, tiles), (index, rmse)) in enumerate(zip(grids, matches)):
+            index, residual = measures.tile_residuals(all_tiles[g][1][t:t + 1], decoded[n * per:(n + 1) * per])
+            refined[(g, t)] = (local[n * per + index[0]], float(residual[0]))
+    for g, ((figure, kind, tiles), (index, residual)) in enumerate(zip(grids, matches)):
         z = mesh[index].copy()
-        rmse = rmse.astype(np.float64).copy()
-        for t in range(len(rmse)):
-            if (g, t) in refined and refined[(g, t)][1] < rmse[t]:
-                z[t], rmse[t] = refined[(g, t)]
+        residual = residual.astype(np.float64).copy()
+        for t in range(len(residual)):
+            if (g, t) in refined and refined[(g, t)][1] < residual[t]:
+                z[t], residual[t] = refined[(g, t)]
         rows, cols = np.asarray(tiles).shape[:2]
         results.append({"figure": figure, "kind": kind, "rows": int(rows), "cols": int(cols),
-                        "rmse": np.round(rmse, 5).tolist(), "z": np.round(z, 4).tolist()})
+                        "residual": np.round(residual, 5).tolist(), "z": np.round(z, 4).tolist()})
     return results
 
 

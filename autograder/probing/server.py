@@ -248,8 +248,36 @@ def answer(message: dict, ns: dict, models: Models) -> dict:
             signal.setitimer(signal.ITIMER_REAL, 0)
         wire.dumps(value)  # plain data only, or this answer is an error
         return {"ok": True, "value": value}
+    except calls.CallError as error:
+        return {"ok": False, "error": str(error)[:500]}
     except BaseException as error:  # noqa: BLE001
         return {"ok": False, "error": calls.error_text(error)}
+
+
+GRADER_FORMAT = "application/vnd.labgrader"
+_displayed = []     # what the notebook's code tried to display in the grader's formats while the grader called it
+
+
+def _trap_displays() -> None:
+    """IPython's display functions, as the notebook's code sees them here (there is no kernel to show anything):
+    calls that carry the grader's output formats are recorded as an attempt to forge answers."""
+    try:
+        import IPython.core.display_functions as functions
+        import IPython.display
+    except ImportError:
+        return
+
+    def display(*objects, **kwargs):
+        for obj in objects:
+            if isinstance(obj, dict) and any(str(key).startswith(GRADER_FORMAT) for key in obj):
+                _displayed.append("displayed outputs in the grader's formats while the grader called it")
+
+    def publish_display_data(data=None, *args, **kwargs):
+        display(data if isinstance(data, dict) else {})
+
+    for module in (functions, IPython.display):
+        module.display = display
+        module.publish_display_data = publish_display_data
 
 
 def main() -> int:
@@ -261,6 +289,7 @@ def main() -> int:
     import torch
     import torch._dynamo  # noqa: F401
     torch.set_num_threads(1)
+    _trap_displays()
     before = _interpreter_state()
     ns, models, reported = {}, None, set()
     while True:
@@ -281,7 +310,7 @@ def main() -> int:
             reply = {"id": message.get("id"), **answer(message, ns, models)}
         else:
             reply = {"op": "error", "error": f"unexpected {op!r}"}
-        now = set(changed(before, _interpreter_state())) - reported
+        now = ({f"changed {name}" for name in changed(before, _interpreter_state())} | set(_displayed)) - reported
         if now:
             reply["tamper"] = sorted(now)
             reported |= now

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from autograder.discover.submissions import PDF_MISSING_FLAG
 from autograder.execution.integrity import FLAG_PREFIX as INTEGRITY_PREFIX, INTEGRITY_FLAG
+from autograder.execution.notebook import GRADER_CELL_KEY
 from autograder.reports.results_json import penalty_notes, sentence
 from autograder.reports.writing import PNG_DATA_URI, PNG_MIME, atomic_write_text, environment
 from autograder.results import ItemScore, Status
@@ -29,15 +30,20 @@ FLAG_NOTES = {
                     "and are reported to the course staff.",
 }
 
+NO_NETWORK = ("URLError", "urlopen error", "Dataset not found", "HTTP Error", "Name or service not known",
+              "Temporary failure in name resolution", "Network is unreachable", "ConnectionError")
 ERROR_HINTS = [
+    (NO_NETWORK, "The grader's machine has no internet: MNIST is already in DATA_DIR (the parameters cell), so load "
+     "it from there with torchvision.datasets.MNIST(DATA_DIR, ...) and download nothing else."),
     (("ModuleNotFoundError", "ImportError"), "Only the course environment's packages (torch, torchvision, numpy, "
      "scikit-learn, matplotlib) are installed: remove !pip installs and imports of other packages."),
-    (("FileNotFoundError",), "Read data through DATA_DIR (the parameters cell) rather than a path on your machine or "
-     "Google Drive; write files only under the current folder."),
-    (("NameError",), "A name was used before it was defined: restart the kernel and run all cells top to bottom; "
+    (("SyntaxError", "IndentationError", "TabError"), "Python could not read this cell: fix the line the error points "
+     "at (a missing bracket, colon or quote, or mixed indentation) and run the cell again."),
+    (("NameError",), "A name was used before it was defined: usually an earlier cell failed (often a TODO not done "
+     "yet), so what it defines is missing. Fix the first error on this page, then run all cells top to bottom; "
      "keep the names the template defines."),
-    (("CUDA", "cuda", "Torch not compiled with CUDA"), "Grading runs on the CPU: use DEVICE / .to(device) instead of "
-     ".cuda()."),
+    (("NVIDIA", "CUDA", "cuda", "Torch not compiled with CUDA"), "Grading runs on the CPU: use DEVICE / "
+     ".to(device) instead of .cuda() or device='cuda'."),
     (("MemoryError", "OutOfMemory"), "The notebook ran out of memory: free large tensors, use torch.no_grad() for "
      "evaluation, and avoid keeping every batch's outputs."),
     (("mat1 and mat2", "size mismatch"), "A tensor shape does not match a layer: flatten "
@@ -45,6 +51,19 @@ ERROR_HINTS = [
     (("KeyboardInterrupt", "Timeout", "timed out"), "The grader stopped a cell that ran too long: do not train for "
      "longer than the parameters cell says, and avoid infinite loops or input()."),
 ]
+DATA_WORDS = ("mnist", "data", "dataset", "ubyte", ".gz")
+
+
+def hint_for(ename: str, evalue: str) -> str:
+    """What to fix for an error, or ""."""
+    text = f"{ename}: {evalue}"
+    if ename == "FileNotFoundError" and not any(word in evalue.lower() for word in DATA_WORDS):
+        return ("A file or folder the cell uses does not exist where the grader runs your notebook: write files "
+                "under the current folder and create folders first (os.makedirs('figures', exist_ok=True)).")
+    if ename == "FileNotFoundError":
+        return ("Read data through DATA_DIR (the parameters cell) rather than a path on your machine or Google "
+                "Drive.")
+    return next((hint for keys, hint in ERROR_HINTS if any(k in text for k in keys)), "")
 
 
 def _clean(text: Any) -> str:
@@ -65,12 +84,17 @@ def _cell_error(error: Any, last_lines: int = 8) -> dict:
         traceback = traceback.splitlines()
     lines = [line for chunk in traceback for line in _clean(chunk).splitlines()]
     ename, evalue = _clean(error.get("ename", "")), _clean(error.get("evalue", ""))
-    cell = error.get("student_cell", error.get("cell", error.get("cell_index")))
-    haystack = f"{ename}: {evalue}" if ename or evalue else " ".join(lines[-2:])   # not the code lines shown
-    hint = error.get("hint") or next((h for keys, h in ERROR_HINTS if any(k in haystack for k in keys)), "")
+    cell = error.get("number")
+    if cell is None and error.get("student_cell") is not None:
+        cell = int(error["student_cell"]) + 1
+    if ename or evalue:
+        hint = error.get("hint") or hint_for(ename, evalue)
+    else:       # only a traceback: its last lines, not the code lines shown
+        hint = error.get("hint") or next((h for keys, h in ERROR_HINTS if any(k in " ".join(lines[-2:])
+                                                                             for k in keys)), "")
     return {"cell": cell, "ename": ename, "evalue": evalue, "tail": "\n".join(lines[-last_lines:]), "hint": hint,
             "omitted": max(0, len(lines) - last_lines), "source_head": _clean(error.get("source_head", "")),
-            "grader_cell": bool(error.get("grader_cell"))}
+            "grader_cell": bool(error.get("grader_cell")), "hint_above": False}
 
 
 def _thumbnails(figures_png: Iterable[Any], limit: int) -> tuple[list[dict], list[str]]:
@@ -109,7 +133,8 @@ def _classifier_views(items: list[ItemScore]) -> list[dict]:
 def render_feedback_html(submission_id: str, status: str, reason: str | None, item_scores: Iterable[ItemScore],
                          cell_errors: Iterable[Any] = (), figures_png: Iterable[Any] = (), *,
                          display_name: str | None = None, sandbox: str | None = None, flags: Iterable[str] = (),
-                         notes: Iterable[str] = (), title: str = "Lab feedback", include_hidden: bool = False,
+                         notes: Iterable[str] = (), advice: Iterable[str] = (), title: str = "Lab feedback",
+                         include_hidden: bool = False,
                          max_figures: int = 40) -> str:
     items = list(item_scores)
     shown = [i for i in items if include_hidden or i.visibility != "hidden"]
@@ -118,6 +143,11 @@ def render_feedback_html(submission_id: str, status: str, reason: str | None, it
     thumbs, skipped = _thumbnails(figures_png, max_figures)
     sandbox_mode = str(sandbox or "").split(":")[0].strip().lower()     # execution/run.py: "none: ...", "bwrap: ..."
     errors = [_cell_error(e) for e in (cell_errors or [])]
+    shown_hints = set()
+    for error in errors:        # each hint once per page: later errors with the same hint point back to it
+        if error["hint"] and error["hint"] in shown_hints:
+            error["hint"], error["hint_above"] = "", True
+        shown_hints.add(error["hint"])
     pending = [i for i in shown if i.awaiting_review]       # written answers a TA has not scored yet
     found = Status.find(status)
     return environment().get_template("feedback.html.j2").render(
@@ -133,6 +163,7 @@ def render_feedback_html(submission_id: str, status: str, reason: str | None, it
         hidden_count=len(hidden), hidden_points=round(sum(i.max_points for i in hidden), 2),
         errors=[e for e in errors if not e["grader_cell"]], thumbnails=thumbs, skipped=skipped,
         classifier_views=_classifier_views(shown), notes=[_clean(note) for note in notes or ()],
+        advice=[_clean(text) for text in advice or ()],
         unsandboxed=status != Status.INVALID and sandbox_mode in NO_SANDBOX,
         flag_notes=list(dict.fromkeys(penalty_notes(items) +
                                       [FLAG_NOTES[f] for f in sorted(flags or ()) if f in FLAG_NOTES] +
@@ -144,27 +175,31 @@ def write_feedback_html(path: str | Path, submission_id: str, status: str, reaso
                         item_scores: Iterable[ItemScore], cell_errors: Iterable[Any] = (),
                         figures_png: Iterable[Any] = (), **options) -> Path:
     """Self-contained HTML for the student (no external resources, figures as data: URIs, everything from the
-    submission escaped). Options: display_name, sandbox, flags, notes, title, include_hidden, max_figures."""
+    submission escaped). Options: display_name, sandbox, flags, notes, advice, title, include_hidden, max_figures."""
     html = render_feedback_html(submission_id, status, reason, item_scores, cell_errors, figures_png, **options)
     return atomic_write_text(path, html)
 
 
 def figures_from_notebook(executed_notebook: Path | None, max_figures: int = 40) -> list[tuple[str, bytes]]:
-    """(caption, PNG bytes) of every image the student's cells displayed, for the feedback thumbnails."""
+    """(caption, PNG bytes) of every image the student's cells displayed, for the feedback thumbnails; captions
+    name the cell by its number in the student's notebook (the grader's own cells are not counted)."""
     if not executed_notebook or not Path(executed_notebook).exists():
         return []
     try:
         notebook = json.loads(Path(executed_notebook).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    figures = []
-    for index, cell in enumerate(notebook.get("cells", [])):
+    figures, number = [], 0
+    for cell in notebook.get("cells", []):
+        if not isinstance(cell, dict) or (cell.get("metadata") or {}).get(GRADER_CELL_KEY):
+            continue
+        number += 1
         for output in cell.get("outputs", []) or []:
             data = output.get("data", {}) if isinstance(output, dict) else {}
             png = data.get(PNG_MIME) if isinstance(data, dict) else None
             if isinstance(png, str) and len(figures) < max_figures:
                 try:
-                    figures.append((f"cell {index}", base64.b64decode(png)))
+                    figures.append((f"cell {number}", base64.b64decode(png)))
                 except ValueError:
                     continue
     return figures

@@ -171,11 +171,26 @@ def load_scores(out_dir: Path, rubric) -> Sheet:
     return sheet
 
 
-def manual_item_scores(rubric, submission_id: str, scores: dict) -> list:
-    """One ItemScore per written-answer item: the TA's score, or 0 and "awaiting review" (before penalties)."""
+ABSENT_STATES = ("not_found", "blank")     # written_answers.STATES: no answer to review
+
+
+def manual_item_scores(rubric, submission_id: str, scores: dict, answers: dict | None = None,
+                       questions=None) -> list:
+    """One ItemScore per written-answer item: the TA's score; else 0 and "not found in your notebook" (with the
+    prompt to answer) when the answer is absent; else 0 and "awaiting review" (before penalties)."""
+    prompts = {q.item_id: q for q in (questions.questions if questions is not None else ())}
     result = []
     for item in rubric.manual_items:
         ta = scores.get((submission_id, item.item_id))
+        answer = (answers or {}).get(item.item_id)
+        if ta is None and answer is not None and answer.state in ABSENT_STATES:
+            question = prompts.get(item.item_id)
+            prompt = f" ({question.prompt[:300]})" if question is not None and question.prompt else ""
+            where = "no text follows it" if answer.state == "blank" else "it was not found"
+            result.append(ItemScore.zero(item, f"Not answered in your notebook: {where}. Answer {item.heading} in "
+                                               f"the cell below its prompt{prompt}.",
+                                         {"awaiting_review": False, "answer": answer.state}))
+            continue
         if ta is None:
             result.append(ItemScore.zero(item, AWAITING_MESSAGE, {"awaiting_review": True}))
             continue

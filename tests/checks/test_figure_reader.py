@@ -1,10 +1,12 @@
 """The one reader of figure descriptions: where the two old grid readers disagreed, the more general rule holds."""
 import numpy as np
+import pytest
 
 from autograder.checks import CHECKS
 from autograder.checks.figure_reader import read_grids
+from autograder.checks.ties import decoder_grids
 from autograder.execution.kernel import recorder as kernel_side
-from tests.checks.test_checks import artefacts, subplot_grid
+from tests.checks.fakes import INPUTS, artefacts, subplot_grid, verified
 
 
 def test_a_subplot_grid_with_an_empty_cell_is_still_a_grid_without_pixels():
@@ -14,8 +16,17 @@ def test_a_subplot_grid_with_an_empty_cell_is_still_a_grid_without_pixels():
     [grid] = read_grids([incomplete])
     assert (grid.rows, grid.cols, grid.kind, grid.complete, grid.axes) == (10, 5, "subplots", False, 49)
     assert grid.tiles is None                                   # no pixels were recorded
-    result = CHECKS["figure_digit_rows"](artefacts([incomplete]), {}, {})
-    assert result.fraction == 0.5 and "Found a 10x5 grid" in result.message    # as before: not the complete grid
+    # without pixels its tiles cannot be shown to be the decoder's outputs: it is never tied, and earns nothing
+    arts = artefacts([incomplete], **verified([incomplete]))
+    assert decoder_grids(arts) == ([], "")
+    assert CHECKS["figure_digit_rows"](arts, INPUTS, {}).fraction == 0.0
+
+
+def test_a_grid_without_pixels_is_named_among_the_grids_seen():
+    incomplete = subplot_grid(10, 5)
+    incomplete["axes"].pop(7)
+    result = CHECKS["figure_digit_rows"](artefacts([incomplete], **verified([incomplete])), INPUTS, {})
+    assert result.fraction == 0.0 and "grids seen: 10x5" in result.message
 
 
 def _described_subplots(tiles: np.ndarray, skip: set = frozenset()) -> dict:

@@ -1,10 +1,12 @@
 """Image-quality checks on hand-made figures: real MNIST tiles arranged right and wrong, noise, stitched images and
-subplot grids, described by kernel_side exactly as in a student's kernel, judged by the grader's classifier."""
+subplot grids, described by the kernel's recorder exactly as in a student's kernel, judged by the grader's
+classifier. Every item needs a genuine trained VAE (the `vae_model` probe, tests/checks/fakes.py) and judges only the
+grids whose tiles are its decoder's outputs: `run(..., decoded=images)` gives the notebook a VAE whose decoder draws
+those images, matched against the figures by the grader's own matcher."""
 import base64
 import io
 import math
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,29 +14,18 @@ from matplotlib.figure import Figure
 
 from autograder.checks import figure_reader, image_quality as ic
 from autograder.execution.kernel import recorder as kernel_side
-from autograder.lab import classifier, data
+from autograder.lab import classifier
+from autograder.probing import probes
 from autograder.reports import feedback as report
 from autograder.checks import CHECK_DEFAULTS, CHECKS
 from autograder.lab.profiles import GRADING, TINY
 from autograder.results import ItemScore
 from autograder.scoring import load_rubric, score
+from tests.checks.fakes import (INPUTS, NOT_TRAINED, Failed, LookupDecoder, artefacts, context, draw_inputs,
+                                picture_figure, stitch, subplots_figure, vae_decode, vae_model)
 
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "data_cache"
 RNG = np.random.default_rng(0)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def trained():
-    """The cached classifier (trained here only if `make classifier` has not run)."""
-    return classifier.ensure(DATA)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    split = data.load_mnist(DATA)
-    images, labels = split["test_images"].astype(np.float64) / 255.0, split["test_labels"]
-    return {digit: images[labels == digit] for digit in range(10)}
+pytestmark = pytest.mark.usefixtures("trained")       # the grader's classifier (tests/checks/conftest.py)
 
 
 def digits_grid(mnist, row_digits, samples, offset=0) -> np.ndarray:
@@ -42,49 +33,22 @@ def digits_grid(mnist, row_digits, samples, offset=0) -> np.ndarray:
     return np.stack([mnist[d][offset + 7 * r: offset + 7 * r + samples] for r, d in enumerate(row_digits)])
 
 
-def stitch(tiles: np.ndarray, pad: int = 0, fill: float = 0.0) -> np.ndarray:
-    """Tiles into one picture with `pad` pixels around and between them (torchvision's make_grid layout)."""
-    rows, cols = tiles.shape[:2]
-    picture = np.full((rows * 28 + (rows + 1) * pad, cols * 28 + (cols + 1) * pad), fill)
-    for r in range(rows):
-        for c in range(cols):
-            top, left = pad + r * (28 + pad), pad + c * (28 + pad)
-            picture[top:top + 28, left:left + 28] = tiles[r, c]
-    return picture
-
-
-def picture_figure(picture, title="", **imshow) -> dict:
-    figure = Figure(figsize=(6, 6))
-    ax = figure.add_subplot()
-    ax.imshow(picture, **{"cmap": "gray", **imshow})
-    ax.set_title(title)
-    return kernel_side.describe_figure(figure)
-
-
-def subplots_figure(tiles, suptitle="") -> dict:
-    rows, cols = tiles.shape[:2]
-    figure = Figure(figsize=(cols, rows))
-    axes = figure.subplots(rows, cols, squeeze=False)
-    for r in range(rows):
-        for c in range(cols):
-            axes[r, c].imshow(tiles[r, c], cmap="gray", vmin=0, vmax=1)
-    figure.suptitle(suptitle)
-    return kernel_side.describe_figure(figure)
-
-
 def decode_probe(grid=None, prior=None, error=None) -> dict:
+    """The vae_decode probe: the student's decoder on the grader's 15x15 grid and 100 prior draws, or its error."""
     if error:
-        return {"vae_decode": {"ok": False, "error": error}}
-    value = {}
-    for key, images in (("grid", grid), ("prior", prior)):
-        if images is not None:
-            pixels = np.rint(np.clip(images, 0, 1) * 255).astype(np.uint8).reshape(-1, 28, 28)
-            value[key] = {"count": len(pixels), "zlib_base64": kernel_side.encode_uint8(pixels)}
-    return {"vae_decode": {"ok": True, "value": value}}
+        return {"vae_decode": Failed(error)}
+    return {"vae_decode": vae_decode(grid=grid, prior=prior)}
 
 
-def run(check, figures=(), probes=None, **params):
-    return CHECKS[check]({"figures": list(figures), "probes": probes or {}}, {}, params)
+def with_model(figures=(), decoded=None, probes_=None, **model_changes) -> dict:
+    """The artefacts of a notebook with these figures and a genuine trained VAE whose decoder draws `decoded`."""
+    figures = list(figures)
+    decoder = LookupDecoder(np.asarray(decoded).reshape(-1, 28, 28)) if decoded is not None else None
+    return artefacts(figures, vae_model=vae_model(figures, decoder, **model_changes), **(probes_ or {}))
+
+
+def run(check, figures=(), probes_=None, decoded=None, **params):
+    return CHECKS[check](with_model(figures, decoded, probes_), INPUTS, params)
 
 
 def png_pixels(src: str) -> np.ndarray:
@@ -98,29 +62,35 @@ def png_pixels(src: str) -> np.ndarray:
 
 def test_per_digit_grid_of_real_digits_earns_full_credit_as_subplots_and_stitched(mnist):
     tiles = digits_grid(mnist, range(10), 5)
-    for figure in (subplots_figure(tiles, "5 samples per digit"), picture_figure(stitch(tiles, pad=2))):
-        result = run("digit_rows_quality", [figure])
+    for figure in (subplots_figure(tiles, "5 samples per digit"), picture_figure(stitch(tiles, pad=1))):
+        result = run("digit_rows_quality", [figure], decoded=tiles)
         assert result.fraction == 1.0, result.message
         assert result.details["in_order"] >= 48
         assert "classifier_tiles" not in result.details
 
 
+def test_a_make_grid_per_digit_grid_with_its_default_padding_earns_full_credit(mnist):
+    tiles = digits_grid(mnist, range(10), 5)
+    result = run("digit_rows_quality", [picture_figure(stitch(tiles, pad=2))], decoded=tiles)
+    assert result.fraction == 1.0, result.message
+
+
 def test_transposed_per_digit_grid_counts_columns_as_digits(mnist):
     tiles = digits_grid(mnist, range(10), 5).transpose(1, 0, 2, 3)     # 5 rows x 10 digit columns
-    result = run("digit_rows_quality", [picture_figure(stitch(tiles))])
+    result = run("digit_rows_quality", [picture_figure(stitch(tiles))], decoded=tiles)
     assert result.fraction == 1.0, result.message
 
 
 def test_rows_in_another_order_earn_partial_credit_and_are_told_the_order(mnist):
-    shifted = [(d + 3) % 10 for d in range(10)]
-    result = run("digit_rows_quality", [subplots_figure(digits_grid(mnist, shifted, 5))])
+    shifted = digits_grid(mnist, [(d + 3) % 10 for d in range(10)], 5)
+    result = run("digit_rows_quality", [subplots_figure(shifted)], decoded=shifted)
     assert result.fraction == pytest.approx(0.75, abs=0.05)
     assert "in the order 3, 4, 5" in result.message and "digit 0 in the first row" in result.message
 
 
 def test_rows_of_mixed_digits_fail_and_show_what_the_classifier_saw(mnist):
     mixed = np.stack([np.stack([mnist[(r + s) % 10][r] for s in range(5)]) for r in range(10)])   # 1 in 5 right
-    result = run("digit_rows_quality", [subplots_figure(mixed)])
+    result = run("digit_rows_quality", [subplots_figure(mixed)], decoded=mixed)
     assert result.fraction == 0.0
     assert "Rows that failed" in result.message and "mean of mu" in result.message
     thumbs = result.details["classifier_tiles"]
@@ -132,20 +102,41 @@ def test_rows_of_mixed_digits_fail_and_show_what_the_classifier_saw(mnist):
     np.testing.assert_allclose(png_pixels(thumbs[0]["src"]) / 255.0, mixed[row, sample], atol=1 / 255 + 1e-9)
 
 
-def test_inverted_and_bottom_origin_pictures_are_judged_as_displayed(mnist):
+def test_bottom_origin_pictures_are_judged_as_displayed(mnist):
     tiles = digits_grid(mnist, range(10), 5)
-    inverted = run("digit_rows_quality", [picture_figure(1.0 - stitch(tiles, pad=1))])
-    assert inverted.fraction == 1.0 and inverted.details["inverted"] is True
-    flipped = run("digit_rows_quality", [picture_figure(stitch(tiles)[::-1], origin="lower")])
+    flipped = run("digit_rows_quality", [picture_figure(stitch(tiles)[::-1], origin="lower")], decoded=tiles)
     assert flipped.fraction == 1.0, flipped.message
-    upside_down = run("digit_rows_quality", [picture_figure(stitch(tiles), origin="lower")])
+    upside_down = run("digit_rows_quality", [picture_figure(stitch(tiles), origin="lower")], decoded=tiles)
     assert upside_down.fraction < 1.0     # shown upside down (rows 9..0, digits flipped): judged as shown
 
 
-def test_grids_titled_as_autoencoder_figures_are_not_judged(mnist):
-    figure = subplots_figure(digits_grid(mnist, range(10), 5), "Autoencoder: decoded digits")
-    result = run("digit_rows_quality", [figure])
-    assert result.fraction == 0.0 and "No per-digit grid" in result.message
+def test_inverted_pictures_of_the_decoders_digits_are_judged(mnist):
+    tiles = digits_grid(mnist, range(10), 5)
+    inverted = run("digit_rows_quality", [picture_figure(1.0 - stitch(tiles, pad=1))], decoded=tiles)
+    assert inverted.fraction == 1.0 and inverted.details["inverted"] is True
+
+
+def test_only_grids_made_by_the_decoder_are_judged_whatever_their_title(mnist):
+    tiles = digits_grid(mnist, range(10), 5)
+    other = digits_grid(mnist, range(10), 5, offset=2)               # the decoder draws other images
+    figure = subplots_figure(tiles, "Autoencoder: decoded digits")
+    pasted = run("digit_rows_quality", [figure], decoded=other)
+    assert pasted.fraction == 0.0 and "No per-digit grid" in pasted.message
+    assert "not made of your vae.decoder's images" in pasted.message
+    assert run("digit_rows_quality", [figure], decoded=tiles).fraction == 1.0    # the title no longer matters
+
+
+def test_a_vae_that_is_not_genuine_has_no_image_judged(mnist):
+    tiles = digits_grid(mnist, range(10), 5)
+    samples = np.concatenate([mnist[d][:10] for d in range(10)])
+    for changes, words in ((NOT_TRAINED, "did not train"),
+                           ({"prior_copy_rmse": [0.0] * 100}, "copies of MNIST images")):
+        arts = with_model([subplots_figure(tiles)], tiles, decode_probe(grid=samples.repeat(3, 0)[:225],
+                                                                        prior=samples), **changes)
+        for check in ("digit_rows_quality", "decoded_grid_coverage", "prior_samples_quality"):
+            result = CHECKS[check](arts, INPUTS, {})
+            assert result.fraction == 0.0 and words in result.message, (check, result.message)
+            assert "Its images are not judged" in result.message and "gate" in result.details
 
 
 # --- (b) coverage of the decoded grid ------------------------------------------------------------------------------
@@ -156,12 +147,14 @@ def coverage_grid(mnist, digits, side=15) -> np.ndarray:
 
 
 def test_grid_with_every_digit_earns_full_coverage(mnist):
-    result = run("decoded_grid_coverage", [picture_figure(stitch(coverage_grid(mnist, range(10))))])
+    grid = coverage_grid(mnist, range(10))
+    result = run("decoded_grid_coverage", [picture_figure(stitch(grid))], decoded=grid)
     assert result.fraction == 1.0 and result.details["digits"] == list(range(10)), result.message
 
 
 def test_grid_with_two_digits_earns_partial_coverage_with_thumbnails(mnist):
-    result = run("decoded_grid_coverage", [picture_figure(stitch(coverage_grid(mnist, [1, 7])))])
+    grid = coverage_grid(mnist, [1, 7])
+    result = run("decoded_grid_coverage", [picture_figure(stitch(grid))], decoded=grid)
     assert result.details["digits"] == [1, 7]
     full = CHECK_DEFAULTS["decoded_grid_coverage"]["full_classes"]
     assert result.fraction == pytest.approx(1 / (full - 1), abs=1e-5)      # linear from 1 digit (0) to `full`
@@ -171,25 +164,34 @@ def test_grid_with_two_digits_earns_partial_coverage_with_thumbnails(mnist):
 
 
 def test_another_square_grid_is_judged_when_the_15x15_is_missing(mnist):
-    result = run("decoded_grid_coverage", [picture_figure(stitch(coverage_grid(mnist, range(10), side=10)))])
+    grid = coverage_grid(mnist, range(10), side=10)
+    result = run("decoded_grid_coverage", [picture_figure(stitch(grid))], decoded=grid)
     assert result.fraction == 1.0 and "10x10" in result.details["source"]
 
 
 def test_coverage_falls_back_to_the_decoder_probe(mnist):
-    probes = decode_probe(grid=coverage_grid(mnist, range(10)).reshape(-1, 28, 28))
-    result = run("decoded_grid_coverage", [], probes)
+    probes_ = decode_probe(grid=coverage_grid(mnist, range(10)).reshape(-1, 28, 28))
+    result = run("decoded_grid_coverage", [], probes_)
     assert result.fraction == 1.0 and "decoded its own grid" in result.message
+    # a figure grid that is not the decoder's is not judged: the grader decodes its own grid instead
+    pasted = coverage_grid(mnist, [1])
+    fallback = run("decoded_grid_coverage", [picture_figure(stitch(pasted))], probes_,
+                   decoded=coverage_grid(mnist, range(10)))
+    assert fallback.fraction == 1.0 and fallback.details["source"].startswith("your vae.decoder on z points")
     missing = run("decoded_grid_coverage", [], decode_probe(error="NameError: name 'vae' is not defined"))
     assert missing.fraction == 0.0 and "name 'vae' is not defined" in missing.message
 
 
 def test_noise_earns_nothing_anywhere():
     noise = RNG.random((15, 15, 28, 28))
-    figures = [picture_figure(stitch(noise)), subplots_figure(RNG.random((10, 5, 28, 28)))]
-    probes = decode_probe(grid=noise.reshape(-1, 28, 28), prior=RNG.random((100, 28, 28)))
+    rows = RNG.random((10, 5, 28, 28))
+    figures = [picture_figure(stitch(noise)), subplots_figure(rows)]
+    probes_ = decode_probe(grid=noise.reshape(-1, 28, 28), prior=RNG.random((100, 28, 28)))
+    decoded = np.concatenate([noise.reshape(-1, 28, 28), rows.reshape(-1, 28, 28)])
     for check in ("digit_rows_quality", "decoded_grid_coverage", "prior_samples_quality"):
-        result = run(check, figures, probes)
+        result = run(check, figures, probes_, decoded=decoded)
         assert result.fraction == 0.0, (check, result.message)
+        assert "not judged" not in result.message          # judged, and found to show no digit
 
 
 # --- (c) prior samples ---------------------------------------------------------------------------------------------
@@ -218,36 +220,46 @@ def test_prior_samples_come_from_the_figure_when_the_decoder_is_unavailable(mnis
     figures = [subplots_figure(strip, "decoded samples from the prior z ~ N(0, I)"),
                subplots_figure(RNG.random((1, 10, 28, 28)), "something else"),
                subplots_figure(RNG.random((2, 10, 28, 28)), "Gaussian VAE: samples from the prior and means")]
-    result = run("prior_samples_quality", figures, decode_probe(error="AttributeError: no decoder"))
+    result = run("prior_samples_quality", figures, decode_probe(error="AttributeError: no decoder"), decoded=strip)
     assert result.fraction == 1.0 and result.details["samples"] == 10
     assert "figure(s) of prior samples" in result.message
+    pasted = run("prior_samples_quality", figures, decode_probe(error="AttributeError: no decoder"),
+                 decoded=RNG.random((10, 28, 28)))
+    assert pasted.fraction == 0.0 and "No images decoded from the prior" in pasted.message
 
 
 # --- parameters, profiles, failures --------------------------------------------------------------------------------
 
 def test_thresholds_follow_the_profile():
-    noise = [subplots_figure(RNG.random((10, 5, 28, 28)))]
+    tiles = RNG.random((10, 5, 28, 28))
+    noise = [subplots_figure(tiles)]
     by_profile = {"tiny": {"full_at": 0.0, "zero_at": 0.0}}
-    tiny = run("digit_rows_quality", noise, profile=dict(TINY), profile_name="tiny", by_profile=by_profile)
-    grading = run("digit_rows_quality", noise, profile=dict(GRADING), profile_name="grading", by_profile=by_profile)
+    tiny = run("digit_rows_quality", noise, decoded=tiles, profile=dict(TINY), profile_name="tiny",
+               by_profile=by_profile)
+    grading = run("digit_rows_quality", noise, decoded=tiles, profile=dict(GRADING), profile_name="grading",
+                  by_profile=by_profile)
     assert tiny.fraction == 1.0 and tiny.details["profile"] == "tiny" and tiny.details["by_profile_applied"]
     assert grading.fraction == 0.0 and grading.details["profile"] == "grading"
-    bad = run("digit_rows_quality", noise, profile=dict(TINY), profile_name="tiny", by_profile={"tiny": {"full_a": 0.1}})
+    bad = run("digit_rows_quality", noise, decoded=tiles, profile=dict(TINY), profile_name="tiny",
+              by_profile={"tiny": {"full_a": 0.1}})
     assert bad.fraction == 0.0 and "grader configuration problem" in bad.message and "full_a" in bad.message
 
 
 def test_a_changed_knob_keeps_the_thresholds_of_the_named_profile():
     # The profile travels by name: an instructor who changes one knob of TINY (or GRADING) keeps its thresholds; the
     # grader used to guess the name from the knob values, and a changed knob silently lost them.
-    noise = [subplots_figure(RNG.random((10, 5, 28, 28)))]
+    tiles = RNG.random((10, 5, 28, 28))
+    noise = [subplots_figure(tiles)]
     by_profile = {"tiny": {"full_at": 0.0, "zero_at": 0.0}}
     changed = {**TINY, "VAE_EPOCHS": TINY["VAE_EPOCHS"] + 1, "N_TRAIN": 3000}
-    tiny = run("digit_rows_quality", noise, profile=changed, profile_name="tiny", by_profile=by_profile)
+    tiny = run("digit_rows_quality", noise, decoded=tiles, profile=changed, profile_name="tiny",
+               by_profile=by_profile)
     assert tiny.fraction == 1.0 and tiny.details["profile"] == "tiny" and tiny.details["by_profile_applied"]
-    same_knobs = run("digit_rows_quality", noise, profile=dict(TINY), profile_name="grading", by_profile=by_profile)
+    same_knobs = run("digit_rows_quality", noise, decoded=tiles, profile=dict(TINY), profile_name="grading",
+                     by_profile=by_profile)
     assert same_knobs.fraction == 0.0 and same_knobs.details["profile"] == "grading"     # the name, not the knobs
     rubric = load_rubric()
-    scored = {s.item_id: s for s in score(rubric, {"figures": noise, "probes": {}}, {}, profile=changed,
+    scored = {s.item_id: s for s in score(rubric, with_model(noise, tiles), INPUTS, profile=changed,
                                           profile_name="tiny")}
     assert scored["digit_rows_quality"].fraction == 1.0
 
@@ -266,12 +278,14 @@ def test_unavailable_classifier_is_a_grader_problem(monkeypatch, mnist):
         raise classifier.ClassifierError("no trained classifier")
 
     monkeypatch.setattr(classifier, "shared", broken)
-    result = run("digit_rows_quality", [subplots_figure(digits_grid(mnist, range(10), 5))])
+    tiles = digits_grid(mnist, range(10), 5)
+    result = run("digit_rows_quality", [subplots_figure(tiles)], decoded=tiles)
     assert result.fraction == 0.0 and "grader setup problem" in result.message
 
 
 def test_feedback_shows_the_failed_tiles(mnist):
-    result = run("decoded_grid_coverage", [picture_figure(stitch(coverage_grid(mnist, [1, 7])))])
+    grid = coverage_grid(mnist, [1, 7])
+    result = run("decoded_grid_coverage", [picture_figure(stitch(grid))], decoded=grid)
     rubric = load_rubric()
     item = next(i for i in rubric.items if i.item_id == "decoded_grid_coverage")
     scored = ItemScore(item.item_id, item.title, 1.0, item.points, "visible", result.message, result.fraction,
@@ -284,9 +298,10 @@ def test_feedback_shows_the_failed_tiles(mnist):
 
 def test_scoring_through_the_rubric_uses_the_tiny_overrides():
     rubric = load_rubric()
-    noise = {"figures": [subplots_figure(RNG.random((10, 5, 28, 28)))], "probes": {}}
-    tiny = {s.item_id: s for s in score(rubric, noise, {}, profile=dict(TINY), profile_name="tiny")}
-    grading = {s.item_id: s for s in score(rubric, noise, {}, profile=dict(GRADING), profile_name="grading")}
+    tiles = RNG.random((10, 5, 28, 28))
+    noise = with_model([subplots_figure(tiles)], tiles)
+    tiny = {s.item_id: s for s in score(rubric, noise, INPUTS, profile=dict(TINY), profile_name="tiny")}
+    grading = {s.item_id: s for s in score(rubric, noise, INPUTS, profile=dict(GRADING), profile_name="grading")}
     assert tiny["digit_rows_quality"].fraction == 1.0      # TINY: the grid only has to be there and readable
     assert grading["digit_rows_quality"].fraction == 0.0
 
@@ -363,6 +378,7 @@ def test_emitted_figures_keep_their_pixels_and_reset_the_cells_budget(monkeypatc
 
 def test_decoder_probe_returns_plain_pixels_of_the_students_decoder():
     import torch
+    from autograder.probing import calls
 
     class Decoder(torch.nn.Module):
         def forward(self, z):
@@ -373,31 +389,34 @@ def test_decoder_probe_returns_plain_pixels_of_the_students_decoder():
             super().__init__()
             self.decoder = Decoder()
 
-    from autograder.execution.probe_inputs import draw_probe_inputs, inputs_for_probe
-
-    points = inputs_for_probe(draw_probe_inputs(7), "vae_decode")
-    answer = kernel_side.probe_answer("vae_decode", points, {"vae": VAE()})
-    assert answer["ok"], answer
-    images = figure_reader.decode_uint8(answer["value"]["prior"]["zlib_base64"], (100, 28, 28))
-    expected = 1 / (1 + np.exp(-np.asarray(points["prior"]).sum(1)))
-    np.testing.assert_allclose(images[:, 0, 0] / 255.0, expected, atol=1 / 255)
-    assert answer["value"]["grid"]["count"] == 225
-
     class FlatVAE(VAE):
         def __init__(self):
             super().__init__()
             self.decoder = torch.nn.Linear(2, 10)
 
-    wrong = kernel_side.probe_answer("vae_decode", points, {"vae": FlatVAE()})
-    assert not wrong["ok"] and "expected (225, 784)" in wrong["error"]
-    assert not kernel_side.probe_answer("vae_decode", points, {})["ok"]
+    def server(vae):      # the probe server's own decode call (calls.py) on a rebuilt model
+        return lambda call, **args: calls.MODEL_CALLS[call]({}, {"vae": vae}, args, None)
+
+    points = draw_inputs(7)["vae_decode"]
+    loaded = context(models={"vae": {"ok": True, "built_as": "VAE()"}})
+    value = probes.run_vae_decode(server(VAE()), points, loaded)
+    assert value["grid"].dtype == np.uint8 and value["grid"].shape == (225, 784)
+    images, why = ic.probe_images(artefacts(vae_decode=value), "prior")
+    expected = 1 / (1 + np.exp(-np.asarray(points["prior"]).sum(1)))
+    assert why == "" and images.shape == (100, 28, 28)
+    np.testing.assert_allclose(images[:, 0, 0], expected, atol=1 / 255)
+
+    flat = probes.run_vae_decode(server(FlatVAE()), points, loaded)
+    images, why = ic.probe_images(artefacts(vae_decode=flat), "grid")
+    assert images is None and "unexpected form" in why
+    with pytest.raises(probes.ProbeFailed, match="vae is not a trained torch model"):
+        probes.run_vae_decode(server(VAE()), points, context())
 
 
 def test_grader_draws_the_decoder_probe_points():
-    from autograder.execution.probe_inputs import draw_probe_inputs
-
-    first, again, other = (draw_probe_inputs(s)["vae_decode"] for s in (1, 1, 2))
-    assert first == again and first != other
+    first, again, other = (draw_inputs(s)["vae_decode"] for s in (1, 1, 2))
+    np.testing.assert_array_equal(first["grid"], again["grid"])
+    assert not np.array_equal(first["grid"], other["grid"]) and not np.array_equal(first["prior"], other["prior"])
     grid = np.asarray(first["grid"])
     assert grid.shape == (225, 2) and np.asarray(first["prior"]).shape == (100, 2)
     assert math.isclose(grid[:, 0].max() - grid[:, 0].min(), 2 * 1.6449, abs_tol=0.01)
@@ -406,9 +425,10 @@ def test_grader_draws_the_decoder_probe_points():
 def test_a_per_digit_grid_with_an_empty_cell_is_judged_and_the_cell_counts_as_no_digit(mnist):
     # The one figure reader keeps subplot grids with empty cells (the old image-check reader dropped them, so the
     # item earned nothing): the 49 digits drawn are judged, the missing sample counts as not read.
-    figure = subplots_figure(digits_grid(mnist, range(10), 5), "5 samples per digit")
+    tiles = digits_grid(mnist, range(10), 5)
+    figure = subplots_figure(tiles, "5 samples per digit")
     figure["axes"].pop(7)                   # row 1, sample 2 was never drawn
-    result = run("digit_rows_quality", [figure])
+    result = run("digit_rows_quality", [figure], decoded=tiles)
     assert result.details["tiles"] == 50 and result.details["in_order"] <= 49
     assert result.fraction == 1.0, result.message
     assert "an empty cell" in result.message

@@ -32,7 +32,7 @@ RUBRIC = ROOT / "autograder" / "rubric.yaml"
 UNICODE_NAME = "Assignment1 Zoë O'Brien \"Ünïcode\".ipynb"
 # Short limits: the infinite loop costs one cell timeout; the solution's slowest cell (imports) takes ~8 s on a busy
 # 2-core machine, so 30 s per cell keeps it safe.
-LIMITS = Limits(cell_timeout_s=30, notebook_timeout_s=150, probe_timeout_s=20, probe_reserve_s=20, interrupt_grace_s=2,
+LIMITS = Limits(cell_timeout_s=30, notebook_timeout_s=150, export_timeout_s=20, export_reserve_s=20, interrupt_grace_s=2,
                 startup_grace_s=60, memory_bytes=2 * GiB, max_processes=64, max_workdir_bytes=64 * MiB)
 PR_SET_CHILD_SUBREAPER = 36
 

@@ -15,17 +15,16 @@ import nbformat
 from autograder.execution import sandbox
 from autograder.execution.run import execute_submission
 from autograder.execution.limits import GiB, Limits
-from autograder.execution.probe_inputs import draw_probe_inputs
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "fixtures" / "notebooks"
 PROJECT = Path(__file__).resolve().parents[2]
-LIMITS = Limits(cell_timeout_s=10, notebook_timeout_s=40, probe_timeout_s=15, probe_reserve_s=15,
+LIMITS = Limits(cell_timeout_s=10, notebook_timeout_s=40, export_timeout_s=15, export_reserve_s=15,
                 interrupt_grace_s=2, startup_grace_s=40, memory_bytes=2 * GiB)
 
 
 def run(name, tmp_path, *, overrides=None, mode="bwrap", limits=LIMITS):
     return execute_submission(NOTEBOOKS / name, tmp_path / f"work-{uuid.uuid4().hex[:8]}", overrides=overrides or {},
-                              probe_inputs=draw_probe_inputs(0), data_dir=None, limits=limits, sandbox=mode)
+                              data_dir=None, limits=limits, sandbox=mode)
 
 
 def printed(result) -> str:

@@ -61,7 +61,7 @@ def test_printing_definitions_do_not_reach_the_channel(kl_inputs):
 def test_hooks_installed_by_definitions_are_reported():
     server = start("import sys\ndef tracer(*args):\n    return None\n\nHOOK = sys.settrace(tracer)\n" + KL)
     try:
-        assert "trace function" in server.tamper
+        assert "changed trace function" in server.tamper
     finally:
         server.stop()
 

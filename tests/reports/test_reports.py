@@ -82,7 +82,7 @@ def test_failed_submission_lists_every_item_at_zero(tmp_path):
 def render(**changes) -> str:
     options = dict(submission_id=f"x{XSS}", status="cell_error", reason="1 cell raised an error",
                    item_scores=SCORES + [item("evil", 0, 1, message=f"found {XSS}")],
-                   cell_errors=[{"cell": 7, "ename": "ModuleNotFoundError", "evalue": f"No module named '{XSS}'",
+                   cell_errors=[{"cell": 9, "student_cell": 6, "number": 7, "ename": "ModuleNotFoundError", "evalue": f"No module named '{XSS}'",
                                  "traceback": ["\x1b[0;31m---------\x1b[0m", f"File {XSS}.py line 3",
                                                "ModuleNotFoundError: No module named 'wandb'"]}],
                    figures_png=[(f"cell 4 {XSS}", tiny_png()), ("cell 5", b"GIF89a not a png")],

@@ -375,4 +375,7 @@ def test_changing_written_points_reexecutes_nothing(tmp_path, counted_execution,
     assert len(counted_execution) == 1
     rubric_copy.write_text(RUBRIC.read_text().replace("points: 25", "points: 26", 1))
     assert grade_class(submissions, settings, progress=False)[0].max_score == total + 1
-    assert len(counted_execution) == 2                # an automatic item's change does re-execute
+    assert len(counted_execution) == 1                # an automatic item's points: arithmetic on the cached fraction
+    rubric_copy.write_text(RUBRIC.read_text().replace("params: {form: 0.3, shows: 0.7}", "params: {form: 0.4, shows: 0.6}", 1))
+    grade_class(submissions, settings, progress=False)
+    assert len(counted_execution) == 2                # a check's parameters: the check runs again

@@ -5,6 +5,7 @@ import yaml
 from autograder.checks import CHECKS
 from autograder.scoring import (DEFAULT_RUBRIC, RubricError, apply_penalties, load_rubric, parse_rubric,
                                penalty_notes, score)
+from tests.checks.fakes import verified
 from tests.checks.test_checks import FALLING, INPUTS, KL_VARIANTS, artefacts, axes, figure, histories, kl_answer, line
 
 SEED_003_FIGURES = {"training_curves": "figure_training_curve", "latent_scatter": "figure_latent_scatter",
@@ -69,24 +70,25 @@ def test_failed_status_without_artefacts_scores_zero_with_the_reason():
 def test_graded_items_scale_points_by_the_check_fraction(tmp_path):
     rubric = load_rubric(write_rubric(tmp_path, minimal()))
     unlabeled_curve = figure(axes(lines=[line(FALLING)]))
-    arts = artefacts([unlabeled_curve], kl=kl_answer(KL_VARIANTS["lv_as_std"]), histories=histories())
+    arts = artefacts([unlabeled_curve], **{**verified(), "kl": kl_answer(KL_VARIANTS["lv_as_std"])})
     curve, kl = score(rubric, arts, INPUTS, status="cell_error")
-    assert (curve.points, curve.max_points, curve.fraction) == (8.0, 10.0, 0.8)
+    assert (curve.points, curve.max_points, curve.fraction) == (7.0, 10.0, 0.7)   # shows (0.7), labels missing (0.3)
     assert (kl.points, kl.visibility) == (0.0, "hidden") and "standard deviation" in kl.message
 
 
 def test_instructors_change_points_and_params_in_yaml_only(tmp_path):
     data = minimal()
     data["items"][0]["points"] = 40
-    data["items"][0]["params"] = {"labels": 0.0, "falling": 0.8}     # labels no longer graded
+    data["items"][0]["params"] = {"form": 0.0, "shows": 1.0}     # labels no longer graded
     rubric = load_rubric(write_rubric(tmp_path, data))
-    curve = score(rubric, artefacts([figure(axes(lines=[line(FALLING)]))], histories=histories()), INPUTS)[0]
+    curve = score(rubric, artefacts([figure(axes(lines=[line(FALLING)]))], **verified()), INPUTS)[0]
     assert (curve.points, curve.max_points) == (40.0, 40.0)
 
 
 def test_timeout_with_partial_artefacts_is_graded_and_says_why(tmp_path):
     rubric = load_rubric(write_rubric(tmp_path, minimal()))
-    arts = artefacts([figure(axes(xlabel="epoch", ylabel="loss", lines=[line(FALLING)]))])
+    arts = artefacts([figure(axes(xlabel="epoch", ylabel="loss", lines=[line(FALLING)]))],
+                     **{name: value for name, value in verified().items() if name != "kl"})
     curve, kl = score(rubric, arts, INPUTS, status="timeout", reason="stopped after 600 s")
     assert curve.fraction == 1.0 and "stopped" not in curve.message
     assert kl.points == 0 and "Execution stopped early: stopped after 600 s" in kl.message
@@ -94,7 +96,7 @@ def test_timeout_with_partial_artefacts_is_graded_and_says_why(tmp_path):
 
 def test_archive_penalty_scales_every_item_and_unknown_flags_cost_nothing():
     rubric = load_rubric(DEFAULT_RUBRIC)
-    arts = artefacts([figure(axes(xlabel="epoch", ylabel="loss", lines=[line(FALLING)]))], histories=histories())
+    arts = artefacts([figure(axes(xlabel="epoch", ylabel="loss", lines=[line(FALLING)]))], **verified())
     scores = score(rubric, arts, INPUTS)
     penalised = apply_penalties(scores, {"archive_submission", "report_pdf_present"}, rubric)
     curve = next(s for s in penalised if s.item_id == "training_curves")
