@@ -2,7 +2,7 @@
 from pathlib import Path
 
 # Part of every cache key: bump it when a change to the grader may change a score.
-GRADER_VERSION = "0.2.1"
+GRADER_VERSION = "0.3.0"
 
 # The project's folders, for the code that needs them (the CLI's defaults, the lab tooling, the reports).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

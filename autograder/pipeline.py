@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from autograder import GRADER_VERSION, STUDENT_TEMPLATE, scoring
@@ -46,9 +47,10 @@ from autograder.reports.feedback import figures_from_notebook, write_feedback_ht
 from autograder.reports.gradebook import write_gradebook_csv
 from autograder.reports.results_json import write_results_json
 from autograder.reports.writing import atomic_write_text
-from autograder.results import (CANVAS_GRADEBOOK_CSV, EXECUTED_NOTEBOOK, FEEDBACK_HTML, GRADEBOOK_CSV, RESULTS_JSON,
+from autograder.results import (CANVAS_GRADEBOOK_CSV, EXECUTED_NOTEBOOK, FEEDBACK_HTML, GRADEBOOK_CSV, MEASUREMENTS_JSON,
+                                RESULTS_JSON,
                                 ROW_FILE, SECRET_FILE, SIMILARITY_HTML, SUMMARY_HTML, GradeRow, ItemScore, Status,
-                                is_graded)
+                                is_graded, plain_json)
 
 log = logging.getLogger("autograder")
 
@@ -156,7 +158,7 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
         return rescore(cached, rubric)
 
     started = time.monotonic()
-    outcome = ProbeOutcome(notes=["the notebook did not run, so nothing was probed"])
+    outcome = ProbeOutcome()        # nothing probed: the notebook did not run, and its status says why
     with tempfile.TemporaryDirectory(prefix="labgrade-") as workdir:
         workdir = Path(workdir)
         result = None
@@ -195,6 +197,8 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
     if outcome.server_log.strip() and not is_graded(result.status):
         log.info("%s: probe server log, last lines:\n%s", submission.submission_id, outcome.server_log.rstrip())
     artefacts, findings = with_probes(result, outcome)
+    sub_out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(sub_out / MEASUREMENTS_JSON, json.dumps(measurements(outcome), indent=1, default=plain_json))
 
     # Integrity findings of the run (for the instructor) join the discovery flags: row, penalties, feedback.
     submission = replace(submission, flags=submission.flags | frozenset(integrity.flags(findings)))
@@ -213,6 +217,28 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
     text = row.to_json()
     atomic_write_text(sub_out / ROW_FILE, text)
     return GradeRow.from_json(text)
+
+
+MEASURED = ("vae_model", "gaussian_vae_model", "ae_models", "pca_sweep")   # the grader's measurements of the models
+
+
+def measurements(outcome: ProbeOutcome) -> dict:
+    """What the grader measured of the student's models, as plain JSON for the staff (and bench/calibrate.py):
+    each model probe's value or error, the figure matches summarised per grid."""
+    measured = {}
+    for name in MEASURED:
+        answer = outcome.probes.get(name) or {}
+        if not answer.get("ok"):
+            measured[name] = {"error": answer.get("error", "not run")}
+            continue
+        value = answer["value"]
+        if isinstance(value, dict) and "figure_grids" in value:
+            value = {**value, "figure_grids": [
+                {key: grid[key] for key in ("figure", "kind", "rows", "cols")} |
+                {"median_residual": float(np.median(grid["residual"])) if grid["residual"] else None}
+                for grid in value["figure_grids"]]}
+        measured[name] = value
+    return measured
 
 
 TEMPLATE_NAMES = ("VAEEncoder", "VAEDecoder", "VAE", "reparameterize", "kl_divergence", "bernoulli_vae_loss",

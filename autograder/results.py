@@ -30,6 +30,7 @@ ROW_FILE = "row.json"                           # the cached automatic row (and 
 EXECUTED_NOTEBOOK = "executed.ipynb"            # the notebook as it ran in the grader
 RESULTS_JSON = "results.json"                   # Gradescope's results format
 FEEDBACK_HTML = "feedback.html"                 # the student's feedback page
+MEASUREMENTS_JSON = "measurements.json"         # what the grader measured of the student's models (for staff)
 
 
 # --- statuses ----------------------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class ItemScore:
 
 # --- a submission's row ------------------------------------------------------------------------------------------
 
-def _plain_json(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
     """json.dumps fallback for check details: numpy scalars and arrays as numbers and lists, anything else as text."""
     if hasattr(value, "tolist"):
         return value.tolist()
@@ -146,7 +147,7 @@ class GradeRow:
 
     def to_json(self) -> str:
         """row.json's text: plain JSON (numpy values in check details become numbers)."""
-        return json.dumps(asdict(self), indent=1, default=_plain_json)
+        return json.dumps(asdict(self), indent=1, default=plain_json)
 
     @classmethod
     def from_json(cls, text: str) -> "GradeRow":

@@ -3,7 +3,8 @@ run in the grader's process. Importing this package registers every check (the @
 shapes.py (encoder/decoder), elbo.py (KL, losses, reparameterization), pca.py, training.py (histories, training
 curve), figures.py (scatter, 15x15 grid, per-digit grid, sweep) and image_quality.py (judged by the grader's digit
 classifier); figure_reader.py is the one reader of figure descriptions they all use."""
-from autograder.checks import elbo, figures, image_quality, pca, shapes, training  # noqa: F401  (registration)
+from autograder.checks import (elbo, figures, image_quality, pca, reparameterization, shapes,  # noqa: F401
+                               training)  # (registration)
 from autograder.checks.registry import CHECK_DEFAULTS, CHECKS, CheckResult
 
 __all__ = ["CHECKS", "CHECK_DEFAULTS", "CheckResult"]

@@ -114,8 +114,7 @@ class ProbeRun:
     def finish(self, workdir: Path, seed: int, profile: dict, figures: list) -> ProbeOutcome:
         """Load the exported models, run every probe, stop the server. Never raises for what the submission does."""
         outcome = ProbeOutcome()
-        if self._thread.ident is None and not self.error:
-            outcome.notes.append("the notebook did not run, so nothing was probed")
+        if self._thread.ident is None and not self.error:     # the notebook never ran: its status says why
             self.stop()
             return outcome
         if self._thread.ident is not None:
