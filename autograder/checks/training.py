@@ -105,6 +105,8 @@ def loss_decreases(artefacts: dict, probe_inputs: dict, params: dict) -> CheckRe
         details[name] = problem is None
         if problem:
             problems.append(problem.rstrip("."))
+    details["agreement"] = {label: {key: verdict.details.get(key) for key in ("last_ratio", "first", "model_untrained")}
+                            for runs in verdicts.values() for label, _, verdict in runs}
     total = sum(float(w) for w in weights.values())
     fraction = earned / total if total else 0.0
     if not problems:
