@@ -14,7 +14,7 @@ SANDBOX ?=
 CANVAS_ASSIGNMENT ?=
 CANVAS_ROSTER ?=
 
-.PHONY: grade test data classifier template solution bench venv sandbox-tools test-tools clean
+.PHONY: grade test data classifier template solution bench calibrate venv sandbox-tools test-tools clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -70,6 +70,12 @@ bench: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) bench/overhead.py
 	$(PY) bench/jobs_scaling.py
 	$(PY) bench/sandbox_cost.py
+	$(PY) bench/probe_cost.py
+
+# Every judged quantity on correct work (the reference over several seeds, the correct-but-different variants) and
+# on the classic mistakes, at the GRADING profile: bench/results/calibration.json (about 20 minutes on 2 cores).
+calibrate: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
+	$(PY) bench/calibrate.py
 
 clean:
 	rm -rf grades .pytest_cache

@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 
 from autograder.execution.run import execute_submission  # noqa: E402
 from autograder.execution.limits import DEFAULT_LIMITS  # noqa: E402
-from autograder.execution.probe_inputs import draw_probe_inputs  # noqa: E402
 from autograder.lab.profiles import PROFILES, get_profile  # noqa: E402
 from autograder.execution.sandbox import bwrap_check  # noqa: E402
 
@@ -47,8 +46,8 @@ def run_once(notebook: Path, profile: dict, mode: str) -> tuple[float, str]:
         workdir.mkdir()
         shutil.copytree(PUBLIC_TESTS, workdir / "tests")
         started = time.perf_counter()
-        result = execute_submission(notebook, workdir, overrides=profile, probe_inputs=draw_probe_inputs(0),
-                                    data_dir=DATA_DIR, limits=DEFAULT_LIMITS, sandbox=mode)
+        result = execute_submission(notebook, workdir, overrides=profile, data_dir=DATA_DIR,
+                                    limits=DEFAULT_LIMITS, sandbox=mode)
         return time.perf_counter() - started, result.status
 
 
