@@ -1,7 +1,6 @@
 """`make grade` end to end on the bundled demo class: every stage, one batch, each mistake graded as it should be."""
 import csv
 import json
-import shutil
 import time
 from pathlib import Path
 

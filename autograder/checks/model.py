@@ -1,5 +1,5 @@
 """Checks of the trained models, from what the grader measured itself (probes vae_model, gaussian_vae_model,
-ae_models: autograder/probing/probes.py), and the verification of what the notebook reported about them.
+ae_models: autograder/probing/model_probes.py), and the verification of what the notebook reported about them.
 
 - `vae_verdict`: is `vae` a trained neural VAE? Its decoder's output must depend on its weights (re-initialising
   them changes it) and vary smoothly with z (a finite-difference Jacobian of a trained decoder's size), gradients

@@ -90,8 +90,8 @@ def pca_agrees_with_sklearn(artefacts: dict, probe_inputs: dict, params: dict) -
                         "sqrt(pca.explained_variance_)")
     elif close(generate, (coords * use_signs * sqrt_lam) @ comps, rtol, atol):
         problems.append("pca_generate does not add the mean: x = mean_ + sum_i a_i sqrt(lambda_i) v_i")
-    elif signs is None and (flips := _column_signs(generate - mean, (coords * sqrt_lam) @ comps, rtol, atol,
-                                                   basis=comps, coords=coords * sqrt_lam)) is not None:
+    elif signs is None and _column_signs(generate - mean, (coords * sqrt_lam) @ comps, rtol, atol,
+                                         basis=comps, coords=coords * sqrt_lam) is not None:
         earned += float(w["generate"])
         notes.append("pca_generate uses components with flipped signs (accepted)")
     else:

@@ -1,7 +1,7 @@
 """What ties a figure to the student's model: the grader's own measurements, never the figure's presence.
 
 - A grid of digits is tied to `vae` when its tiles are outputs of `vae.decoder`: the probe vae_model (probing/
-  probes.py) found, for every tile, the z whose decoded image fits it best (RMS residual of an affine fit, so the
+  model_probes.py) found, for every tile, the z whose decoded image fits it best (RMS residual of an affine fit, so the
   figure's colour scale does not matter, relative to the tile's own spread, so a faint or blank tile matches
   nothing) and where that z lies. Real MNIST digits pasted into a figure, or another model's images, fit no decoder
   output.

@@ -26,6 +26,7 @@ from autograder.execution import sandbox
 from autograder.execution.integrity import Finding
 from autograder.execution.limits import Limits
 from autograder.probing import client, definitions, probes
+from autograder.probing.session import Context
 from autograder.probing.exported import read_export
 from autograder.probing.reference_data import reference_data
 
@@ -139,7 +140,7 @@ class ProbeRun:
                          **{name: bool(value) for name, value in (self.defined.get("defined") or {}).items()}}
         grids = [(grid.figure, grid.kind, grid.tiles.reshape(grid.rows, grid.cols, -1))
                  for grid in read_grids(figures) if grid.tiles is not None]
-        context = probes.Context(data=reference_data(self.data_dir), profile=dict(profile),
+        context = Context(data=reference_data(self.data_dir), profile=dict(profile),
                                  reported=exported.report, models=loaded, figure_grids=grids)
         try:
             outcome.probes, outcome.inputs = probes.run_all(server, context, seed)

@@ -7,7 +7,7 @@
 - What the notebook reported (histories, sweep) goes through run_histories / run_sweep from a Context.
 - The grader's measurements of the trained models (vae_model, gaussian_vae_model, ae_models) are hand-made and
   plausible (`vae_model()` is a genuine trained VAE; keyword changes make it fail the gate), except the figures'
-  grids, which the grader's own matcher (probes._match_grids) matches against a simulated decoder
+  grids, which the grader's own matcher (model_probes.match_grids) matches against a simulated decoder
   (`LookupDecoder`), as run_vae_model does.
 - Figures are described by the kernel's recorder from real matplotlib figures (`picture_figure`, `subplots_figure`,
   `scatter_figure`), or written by hand (`figure`, `axes`, `line`, `image`) where pixels do not matter.
@@ -21,8 +21,9 @@ from matplotlib.figure import Figure
 
 from autograder.checks.figure_reader import read_grids
 from autograder.execution.kernel import recorder
-from autograder.probing import probes
-from autograder.probing.probes import PROBES, Context
+from autograder.probing import model_probes
+from autograder.probing.probes import PROBES
+from autograder.probing.session import Context
 
 PIXELS = 784
 BY_NAME = {probe.name: probe for probe in PROBES}
@@ -35,7 +36,7 @@ def draw_inputs(seed: int = 0) -> dict:
     its inputs, so the model probes are left out)."""
     drawn = {}
     for number, probe in enumerate(PROBES):
-        if probe.draw is not probes.draw_model:
+        if probe.draw is not model_probes.draw_model:
             drawn[probe.name] = probe.draw(np.random.default_rng([seed, number]), None)
     return drawn
 
@@ -392,7 +393,7 @@ def match_grids(figures, decoder: LookupDecoder, box_99) -> list[dict]:
         assert call == "decode"
         return decoder.decode(**arguments)
 
-    return probes._match_grids(session, grids, box_99)
+    return model_probes.match_grids(session, grids, box_99)
 
 
 def vae_model(figures=(), decoder: LookupDecoder | None = None, centroids=CENTROIDS, **changes) -> dict:
@@ -428,14 +429,14 @@ def ae_models(runs=None) -> list[dict]:
 
 def vae_decode(grid=None, prior=None) -> dict:
     """run_vae_decode's value for a decoder that gives these images (n, 28, 28) at the grader's grid and prior z."""
-    images = {"grid": np.zeros((probes.GRID_SIDE ** 2, PIXELS)) if grid is None else grid,
-              "prior": np.zeros((probes.PRIOR_SAMPLES, PIXELS)) if prior is None else prior}
+    images = {"grid": np.zeros((model_probes.GRID_SIDE ** 2, PIXELS)) if grid is None else grid,
+              "prior": np.zeros((model_probes.PRIOR_SAMPLES, PIXELS)) if prior is None else prior}
 
     def decode(model, z, as_uint8=False, **_):
-        chosen = np.asarray(images["grid" if len(z) == probes.GRID_SIDE ** 2 else "prior"], np.float64)
+        chosen = np.asarray(images["grid" if len(z) == model_probes.GRID_SIDE ** 2 else "prior"], np.float64)
         return {"images": np.rint(np.clip(chosen.reshape(len(z), -1), 0, 1) * 255).astype(np.uint8)}
 
-    inputs = probes.draw_vae_decode(np.random.default_rng(0), None)
+    inputs = model_probes.draw_vae_decode(np.random.default_rng(0), None)
     return run_probe("vae_decode", inputs, {"decode": decode}, context(models={"vae": {"ok": True}}))
 
 

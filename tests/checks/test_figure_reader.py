@@ -1,6 +1,5 @@
 """The one reader of figure descriptions: where the two old grid readers disagreed, the more general rule holds."""
 import numpy as np
-import pytest
 
 from autograder.checks import CHECKS
 from autograder.checks.figure_reader import read_grids

@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from autograder.checks import figure_reader, image_quality as ic
 from autograder.execution.kernel import recorder as kernel_side
 from autograder.lab import classifier
-from autograder.probing import probes
+from autograder.probing import model_probes
+from autograder.probing.session import ProbeFailed
 from autograder.reports import feedback as report
 from autograder.checks import CHECK_DEFAULTS, CHECKS
 from autograder.lab.profiles import GRADING, TINY
@@ -399,18 +400,18 @@ def test_decoder_probe_returns_plain_pixels_of_the_students_decoder():
 
     points = draw_inputs(7)["vae_decode"]
     loaded = context(models={"vae": {"ok": True, "built_as": "VAE()"}})
-    value = probes.run_vae_decode(server(VAE()), points, loaded)
+    value = model_probes.run_vae_decode(server(VAE()), points, loaded)
     assert value["grid"].dtype == np.uint8 and value["grid"].shape == (225, 784)
     images, why = ic.probe_images(artefacts(vae_decode=value), "prior")
     expected = 1 / (1 + np.exp(-np.asarray(points["prior"]).sum(1)))
     assert why == "" and images.shape == (100, 28, 28)
     np.testing.assert_allclose(images[:, 0, 0], expected, atol=1 / 255)
 
-    flat = probes.run_vae_decode(server(FlatVAE()), points, loaded)
+    flat = model_probes.run_vae_decode(server(FlatVAE()), points, loaded)
     images, why = ic.probe_images(artefacts(vae_decode=flat), "grid")
     assert images is None and "unexpected form" in why
-    with pytest.raises(probes.ProbeFailed, match="vae is not a trained torch model"):
-        probes.run_vae_decode(server(VAE()), points, context())
+    with pytest.raises(ProbeFailed, match="vae is not a trained torch model"):
+        model_probes.run_vae_decode(server(VAE()), points, context())
 
 
 def test_grader_draws_the_decoder_probe_points():

@@ -1,5 +1,5 @@
 """checks/ties.py: what ties a figure to the student's model. A grid is tied when its tiles are vae.decoder's outputs
-(the grader's matcher, probes._match_grids, against a simulated decoder); a scatter is tied when its colour groups
+(the grader's matcher, model_probes.match_grids, against a simulated decoder); a scatter is tied when its colour groups
 sit at the grader's per-digit centroids of the encodings; and how well a scatter separates the digits."""
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ export of what the notebook ended with (the probes themselves are tested in test
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from pathlib import Path
 

@@ -1,5 +1,4 @@
 """The MNIST cache: the untrusting unpickler, IDX files torchvision reads, and messages that name `make data`."""
-import io
 import os
 import pickle
 import shutil

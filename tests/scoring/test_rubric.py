@@ -6,7 +6,7 @@ from autograder.checks import CHECKS
 from autograder.scoring import (DEFAULT_RUBRIC, RubricError, apply_penalties, load_rubric, parse_rubric,
                                penalty_notes, score)
 from tests.checks.fakes import verified
-from tests.checks.test_checks import FALLING, INPUTS, KL_VARIANTS, artefacts, axes, figure, histories, kl_answer, line
+from tests.checks.test_checks import FALLING, INPUTS, KL_VARIANTS, artefacts, axes, figure, kl_answer, line
 
 SEED_003_FIGURES = {"training_curves": "figure_training_curve", "latent_scatter": "figure_latent_scatter",
                     "decoded_grid": "figure_decoded_grid_15x15", "digit_rows": "figure_digit_rows"}
