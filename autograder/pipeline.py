@@ -219,7 +219,7 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
     return GradeRow.from_json(text)
 
 
-MEASURED = ("vae_model", "gaussian_vae_model", "ae_models", "pca_sweep")   # the grader's measurements of the models
+MEASURED = ("vae_model", "gaussian_vae_model", "ae_models", "pca_sweep", "pca_figures")   # the grader's measurements of the models
 
 
 def measurements(outcome: ProbeOutcome) -> dict:

@@ -44,19 +44,24 @@ def decoder_grids(artefacts: dict, max_pad: int = 4) -> tuple[list[TiedGrid], st
         model = probe(artefacts, "vae_model")
     except ProbeMissing as missing:
         return [], str(missing)
-    matches = {(m["figure"], m["kind"], m["rows"], m["cols"]): m for m in model.get("figure_grids") or []
-               if isinstance(m, dict)}
+    return tied_grids(artefacts.get("figures") or [], model.get("figure_grids"), "z", max_pad), ""
+
+
+def tied_grids(figures: list, matches, where: str, max_pad: int = 4) -> list[TiedGrid]:
+    """The figures' grids with a probe's per-tile match (`residual`, and the tile's place `where`: a decoder's z, a
+    PCA tile's coordinates)."""
+    by_grid = {(m["figure"], m["kind"], m["rows"], m["cols"]): m for m in matches or [] if isinstance(m, dict)}
     tied = []
-    for grid in read_grids(artefacts.get("figures") or [], max_pad):
-        match = matches.get((grid.figure, grid.kind, grid.rows, grid.cols))
+    for grid in read_grids(figures, max_pad):
+        match = by_grid.get((grid.figure, grid.kind, grid.rows, grid.cols))
         if grid.tiles is None or match is None:
             continue
         residual = np.asarray(match["residual"], np.float64).reshape(grid.rows, grid.cols)
-        z = np.asarray(match["z"], np.float64).reshape(grid.rows, grid.cols, -1)
+        place = np.asarray(match[where], np.float64).reshape(grid.rows, grid.cols, -1)
         filled = grid.filled if grid.filled is not None else np.ones((grid.rows, grid.cols), bool)
         fraction = float(np.mean(residual[filled] <= TILE_RESIDUAL_MAX)) if filled.any() else 0.0
-        tied.append(TiedGrid(grid, residual, z, fraction))
-    return tied, ""
+        tied.append(TiedGrid(grid, residual, place, fraction))
+    return tied
 
 
 def untied_note(grids: list[TiedGrid]) -> str:
@@ -117,27 +122,41 @@ def _scatter(index: int, parts: list, text: str) -> Scatter:
     return Scatter(index, points, labels, len(points), int(labels.max()) + 1 if len(labels) else 0, text)
 
 
-def scatter_tie(scatter: Scatter, encodings: dict) -> tuple[float, dict]:
+def _standardized(points: np.ndarray) -> np.ndarray:
+    centred = points - points.mean(0)
+    return centred / np.maximum(centred.std(0), 1e-12)
+
+
+def scatter_tie(scatter: Scatter, encodings: dict, free_axes: bool = False) -> tuple[float, dict]:
     """(distance of the scatter's colour groups to the grader's per-digit centroids, relative to the digits' spread;
-    details). Small means the scatter shows where the student's encoder puts each digit."""
+    details). Small means the scatter shows where the student's encoder puts each digit. Axes may be swapped; with
+    `free_axes` (PCA coordinates) each axis's sign and scale are free too (flipped components, whitened or raw
+    coordinates), and both sets of centroids are standardised per axis before they are compared."""
     centroids = np.asarray(encodings["centroids"], np.float64)
     if centroids.shape[1] != 2:
         return float("inf"), {"reason": "the latent space is not 2-D"}
-    spread = max(float(np.sqrt(np.mean(np.sum((centroids - centroids.mean(0)) ** 2, 1)))),
-                 float(encodings.get("within_class_rms_z") or 0.0), 1e-6)
     groups = [g for g in range(scatter.n_groups) if np.sum(scatter.labels == g) >= MIN_GROUP_POINTS]
     if len(groups) < 2:     # one colour: nothing to compare with where the encoder puts each digit
         return float("inf"), {"groups": len(groups), "reason": "the points are not coloured by digit"}
     means = np.stack([scatter.points[scatter.labels == g].mean(0) for g in groups])
+    if free_axes:
+        centroids, means = _standardized(centroids), _standardized(means)
+        signs = [np.array([a, b]) for a in (1, -1) for b in (1, -1)]
+        spread = float(np.sqrt(2.0))
+    else:
+        signs = [np.ones(2)]
+        spread = max(float(np.sqrt(np.mean(np.sum((centroids - centroids.mean(0)) ** 2, 1)))),
+                     float(encodings.get("within_class_rms_z") or 0.0), 1e-6)
     from scipy.optimize import linear_sum_assignment
     best = (float("inf"), None, False)
     for swapped in (False, True):
-        candidate = means[:, ::-1] if swapped else means
-        cost = np.linalg.norm(candidate[:, None, :] - centroids[None, :, :], axis=2)
-        rows, cols = linear_sum_assignment(cost)
-        error = float(np.median(cost[rows, cols])) / spread
-        if error < best[0]:
-            best = (error, cols.tolist(), swapped)
+        for sign in signs:
+            candidate = (means[:, ::-1] if swapped else means) * sign
+            cost = np.linalg.norm(candidate[:, None, :] - centroids[None, :, :], axis=2)
+            rows, cols = linear_sum_assignment(cost)
+            error = float(np.median(cost[rows, cols])) / spread
+            if error < best[0]:
+                best = (error, cols.tolist(), swapped)
     return best[0], {"groups": len(groups), "centroid_error": best[0], "axes_swapped": best[2], "spread": spread}
 
 

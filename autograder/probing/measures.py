@@ -70,6 +70,34 @@ def tile_residuals(tiles: np.ndarray, candidates: np.ndarray, chunk: int = 4096)
     return best_index, relative
 
 
+def span_residuals(tiles: np.ndarray, mean: np.ndarray, components: np.ndarray,
+                   clip_margin: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """For each tile (T, P): how well mean + sum_i c_i components_i explains it, as a fraction of the tile's spread
+    (inf for a flat tile), and the c_i. The fit is affine in colour, t ~ a * (mean + sum_i c_i v_i) + b, on the
+    tile's pixels strictly inside its range (a clipped pixel says only that the image went beyond the range there);
+    the residual is over all pixels, the prediction clipped to the tile's range."""
+    tiles = np.asarray(tiles, np.float64).reshape(len(tiles), -1)
+    basis = np.column_stack([np.ones(tiles.shape[1]), np.asarray(mean, np.float64),
+                             np.asarray(components, np.float64).T])           # (P, 2 + k)
+    residuals = np.full(len(tiles), np.inf)
+    coefficients = np.full((len(tiles), len(components)), np.nan)
+    for n, tile in enumerate(tiles):
+        low, high = float(tile.min()), float(tile.max())
+        spread = high - low
+        variance = float(np.var(tile))
+        if variance <= FLAT_TILE_VARIANCE:
+            continue
+        inside = (tile > low + clip_margin * spread) & (tile < high - clip_margin * spread)
+        if inside.sum() < 2 * basis.shape[1]:
+            continue
+        w, *_ = np.linalg.lstsq(basis[inside], tile[inside], rcond=None)
+        predicted = np.clip(basis @ w, low, high)
+        residuals[n] = float(np.sqrt(np.mean((predicted - tile) ** 2) / variance))
+        if abs(w[1]) > 1e-3:
+            coefficients[n] = w[2:] / w[1]
+    return residuals, coefficients
+
+
 def local_mesh(centres: np.ndarray, spacing: float, steps: int) -> np.ndarray:
     """(len(centres) * steps^2, 2) points: a steps x steps mesh of the given spacing around each centre."""
     offsets = (np.arange(steps) - (steps - 1) / 2.0) * spacing

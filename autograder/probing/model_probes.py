@@ -14,8 +14,12 @@ from autograder.probing.session import PIXELS, ProbeFailed, rounded
 GRID_SIDE, PRIOR_SAMPLES = 15, 100
 EVAL_PER_CLASS = 50                # images per digit for the model measurements (500 in all)
 JACOBIAN_POINTS, JACOBIAN_STEP = 50, 0.05
-MESH_SIDE, REFINE_STEPS, REFINE_ABOVE = 64, 7, 0.02     # refine tiles fitted worse than 2 % of their spread
+MESH_SIDE, REFINE_STEPS = 64, 7
+REFINE_ABOVE, REFINE_BELOW = 0.02, 0.5    # refine tiles fitted worse than 2 % of their spread that may still fit
 PRIOR_BOX = 3.0                    # the VAE's mesh always covers [-3, 3]^2 besides the encodings
+AE_BOX_MARGIN = 0.25
+PCA_PER_CLASS = 1000               # images per digit for where PCA puts each digit (numpy only: cheap)
+PCA_SPAN = 6                       # a PCA-generated image lies in the span of the mean and this many components
 
 
 def _require(context, name: str) -> None:
@@ -89,30 +93,42 @@ def _encodings_summary(mu: np.ndarray, z: np.ndarray, labels: np.ndarray) -> dic
             "box_99": [np.percentile(mu, 0.5, 0).tolist(), np.percentile(mu, 99.5, 0).tolist()]}
 
 
-def match_grids(session, grids: list, box_99) -> list[dict]:
-    """Each figure grid's tiles against the decoder: the best z for every tile on a dense mesh over the encodings
-    and the prior's range, refined around the best point; the residual of the best affine fit relative to the
+def vae_mesh_box(box_99) -> tuple[np.ndarray, np.ndarray]:
+    """Where the VAE's figure tiles are looked for: the encodings' 99 % box widened by 0.5 and the prior's range."""
+    return (np.minimum(np.asarray(box_99[0], np.float64) - 0.5, -PRIOR_BOX),
+            np.maximum(np.asarray(box_99[1], np.float64) + 0.5, PRIOR_BOX))
+
+
+def ae_mesh_box(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where an autoencoder's figure tiles are looked for: its codes' 99 % box widened by AE_BOX_MARGIN of its width
+    on each side (an autoencoder has no prior; a figure decodes a grid over where its codes lie)."""
+    low, high = np.percentile(codes, 0.5, 0), np.percentile(codes, 99.5, 0)
+    margin = AE_BOX_MARGIN * (high - low)
+    return low - margin, high + margin
+
+
+def match_grids(session, grids: list, low, high, model: str = "vae") -> list[dict]:
+    """Each figure grid's tiles against `model`'s decoder (2-D latent): the best z for every tile on a dense mesh
+    over the box [low, high], refined around the best point; the residual of the best affine fit relative to the
     tile's spread (measures.tile_residuals)."""
     if not grids:
         return []
-    low = np.minimum(np.asarray(box_99[0]) - 0.5, -PRIOR_BOX)
-    high = np.maximum(np.asarray(box_99[1]) + 0.5, PRIOR_BOX)
     axis_1, axis_2 = np.linspace(low[0], high[0], MESH_SIDE), np.linspace(low[1], high[1], MESH_SIDE)
     m_1, m_2 = np.meshgrid(axis_1, axis_2)
     mesh = np.stack([m_1.ravel(), m_2.ravel()], axis=1)
-    dense = np.asarray(session("decode", model="vae", z=mesh, as_uint8=True)["images"], np.float32) / 255.0
+    dense = np.asarray(session("decode", model=model, z=mesh, as_uint8=True)["images"], np.float32) / 255.0
     spacing = float(max(axis_1[1] - axis_1[0], axis_2[1] - axis_2[0]))
     results = []
     all_tiles = [(index, np.asarray(tiles, np.float32).reshape(-1, PIXELS)) for index, (_, _, tiles) in
                  enumerate(grids)]
     matches = [measures.tile_residuals(tiles, dense) for _, tiles in all_tiles]
     refine = [(g, t) for g, (_, residual) in enumerate(matches)
-              for t in np.flatnonzero(np.isfinite(residual) & (residual > REFINE_ABOVE))]
+              for t in np.flatnonzero((residual > REFINE_ABOVE) & (residual < REFINE_BELOW))]
     refined = {}
     if refine:
         centres = np.stack([mesh[matches[g][0][t]] for g, t in refine])
         local = measures.local_mesh(centres, spacing / (REFINE_STEPS - 1) * 2, REFINE_STEPS)
-        decoded = np.asarray(session("decode", model="vae", z=local, as_uint8=True)["images"], np.float32) / 255.0
+        decoded = np.asarray(session("decode", model=model, z=local, as_uint8=True)["images"], np.float32) / 255.0
         per = REFINE_STEPS ** 2
         for n, (g, t) in enumerate(refine):
             index, residual = measures.tile_residuals(all_tiles[g][1][t:t + 1], decoded[n * per:(n + 1) * per])
@@ -165,7 +181,7 @@ def run_vae_model(session, inputs, context):
         "prior_copy_rmse": np.round(copies, 5).tolist(),
         "encodings": _encodings_summary(train["mu"], train["z"], inputs["y_train"]),
     }
-    value["figure_grids"] = match_grids(session, context.figure_grids, value["encodings"]["box_99"]) \
+    value["figure_grids"] = match_grids(session, context.figure_grids, *vae_mesh_box(value["encodings"]["box_99"])) \
         if k == 2 else []
     return value
 
@@ -179,19 +195,59 @@ def run_gaussian_vae_model(session, inputs, context):
 
 
 def run_ae_models(session, inputs, context):
+    """Each trained autoencoder of part 1, measured by the grader: its reconstruction error on grader-drawn training
+    images against a fresh copy's, where its encoder puts each digit, and which of its decoder's outputs the
+    figures' tiles are."""
     runs = sorted((name for name in context.models if name.startswith("ae_models.")),
                   key=lambda name: int(name.split(".")[1]))
     if not runs:
         raise ProbeFailed("ae_models (the trained autoencoders of part 1) is not a list of torch models at the end "
                           "of the notebook")
     results = []
+    x, labels = inputs["x_train"], inputs["y_train"]
     for name in runs:
         if not context.models[name].get("ok"):
             results.append({"error": context.models[name].get("error")})
             continue
-        x = inputs["x_train"]
         trained = session("autoencode", model=name, x=x)
         fresh = session("autoencode", model=name, x=x, variant="fresh", seed=inputs["fresh_seed"])
-        results.append({"mse_train": float(np.mean((np.asarray(trained["reconstructions"], np.float64) - x) ** 2)),
-                        "mse_untrained": float(np.mean((np.asarray(fresh["reconstructions"], np.float64) - x) ** 2))})
+        codes = np.asarray(trained["codes"], np.float64)
+        value = {"mse_train": float(np.mean((np.asarray(trained["reconstructions"], np.float64) - x) ** 2)),
+                 "mse_untrained": float(np.mean((np.asarray(fresh["reconstructions"], np.float64) - x) ** 2)),
+                 "latent_dims": int(codes.shape[1]), "encodings": None, "figure_grids": []}
+        if codes.shape[1] == 2 and np.all(np.isfinite(codes)):
+            value["encodings"] = _encodings_summary(codes, codes, labels)
+            value["figure_grids"] = match_grids(session, context.figure_grids, *ae_mesh_box(codes), model=name)
+        results.append(value)
     return results
+
+
+def draw_pca_figures(rng, context):
+    x_train, y_train = context.data.stratified(rng, "train", PCA_PER_CLASS)
+    return {"x_train": x_train, "y_train": y_train}
+
+
+def run_pca_figures(session, inputs, context):
+    """The grader's own PCA of the training images the parameters cell names (the first SWEEP_TRAIN, or N_TRAIN):
+    where the first two coordinates (equation 1) put each digit, and for every figure grid whether its tiles are
+    images of equation (2): each tile fitted by mean_ + the leading PCA_SPAN components (affine in colour, clipped
+    pixels left out of the fit), with the tile's first two coordinates in units of sqrt(explained_variance_)."""
+    n_train = int(context.profile.get("N_TRAIN") or 60000)
+    n_fit = min(int(context.profile.get("SWEEP_TRAIN") or n_train), n_train)
+    mean, components, variances = context.data.pca_basis(n_fit, PCA_SPAN)
+    coordinates = (inputs["x_train"] - mean) @ components[:2].T
+    labels = inputs["y_train"]
+    centroids = np.stack([coordinates[labels == digit].mean(0) for digit in range(10)])
+    grids = []
+    for figure, kind, tiles in context.figure_grids:
+        rows, cols = np.asarray(tiles).shape[:2]
+        residual, coefficients = measures.span_residuals(np.asarray(tiles).reshape(-1, PIXELS), mean, components)
+        whitened = coefficients[:, :2] / np.sqrt(variances[:2])
+        grids.append({"figure": figure, "kind": kind, "rows": int(rows), "cols": int(cols),
+                      "residual": np.round(residual, 5).tolist(),
+                      "coordinates": np.round(np.nan_to_num(whitened, nan=0.0, posinf=0.0, neginf=0.0), 4).tolist()})
+    return {"fitted_on": n_fit, "variances": np.round(variances[:2], 6).tolist(),
+            "encodings": {"dims": 2, "centroids": centroids.tolist(),
+                          "within_class_rms": _within_class_rms(coordinates, labels, centroids),
+                          "within_class_rms_z": _within_class_rms(coordinates, labels, centroids)},
+            "figure_grids": grids}

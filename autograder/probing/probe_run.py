@@ -141,7 +141,7 @@ class ProbeRun:
         grids = [(grid.figure, grid.kind, grid.tiles.reshape(grid.rows, grid.cols, -1))
                  for grid in read_grids(figures) if grid.tiles is not None]
         context = Context(data=reference_data(self.data_dir), profile=dict(profile),
-                                 reported=exported.report, models=loaded, figure_grids=grids)
+                          reported=exported.report, models=loaded, figure_grids=grids)
         try:
             outcome.probes, outcome.inputs = probes.run_all(server, context, seed)
         finally:

@@ -200,6 +200,8 @@ PROBES = (
     Probe("vae_model", ("vae",), models.draw_model, models.run_vae_model),
     Probe("gaussian_vae_model", ("gaussian_vae",), models.draw_model, models.run_gaussian_vae_model),
     Probe("ae_models", ("ae_models",), models.draw_model, models.run_ae_models),
+    Probe("pca_figures", ("pca_encode", "pca_generate"), models.draw_pca_figures, models.run_pca_figures,
+          needs_server=False),
 )
 PROBE_NAMES = {probe.name: " / ".join(probe.student_names) for probe in PROBES}
 

@@ -53,6 +53,20 @@ class ReferenceData:
                 self.cached[key] = np.mean(total[:, None] - kept, axis=0) / PIXELS
             return self.cached[key]
 
+    def pca_basis(self, n_train: int, components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, the leading `components` principal axes as rows, their variances) of the first n_train training
+        images."""
+        key = ("basis", n_train, components)
+        with _lock:
+            if key not in self.cached:
+                train = self.train_images[:n_train].astype(np.float64)
+                mean = train.mean(0)
+                centred = train - mean
+                eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / max(n_train - 1, 1))
+                self.cached[key] = (mean, eigenvectors[:, ::-1][:, :components].T.copy(),
+                                    eigenvalues[::-1][:components].copy())
+            return self.cached[key]
+
     def mean_image_error(self, n_train: int, n_test: int) -> float:
         """Held-out MSE per pixel of predicting every test image by the mean training image (0 components)."""
         mean = self.train_images[:n_train].mean(0)

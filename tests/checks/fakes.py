@@ -32,11 +32,11 @@ BY_NAME = {probe.name: probe for probe in PROBES}
 # --- inputs, and the probes run against a fake server ----------------------------------------------------------------
 
 def draw_inputs(seed: int = 0) -> dict:
-    """What run_all draws for every probe whose inputs the checks read (draw_model needs MNIST and no check reads
-    its inputs, so the model probes are left out)."""
+    """What run_all draws for every probe whose inputs the checks read (the model probes draw MNIST images and no
+    check reads their inputs, so they are left out)."""
     drawn = {}
     for number, probe in enumerate(PROBES):
-        if probe.draw is not model_probes.draw_model:
+        if probe.draw not in (model_probes.draw_model, model_probes.draw_pca_figures):
             drawn[probe.name] = probe.draw(np.random.default_rng([seed, number]), None)
     return drawn
 
@@ -383,17 +383,22 @@ class LookupDecoder:
         return {"images": np.rint(images * 255.0).astype(np.uint8) if as_uint8 else images.astype(np.float32)}
 
 
-def match_grids(figures, decoder: LookupDecoder, box_99) -> list[dict]:
-    """vae_model's figure_grids: the figures' grids as probe_run hands them to the probes, matched by the grader's
-    matcher against `decoder`."""
-    grids = [(grid.figure, grid.kind, grid.tiles.reshape(grid.rows, grid.cols, -1))
-             for grid in read_grids(list(figures)) if grid.tiles is not None]
+def figure_grids(figures) -> list:
+    """The figures' grids as probe_run hands them to the probes (Context.figure_grids)."""
+    return [(grid.figure, grid.kind, grid.tiles.reshape(grid.rows, grid.cols, -1))
+            for grid in read_grids(list(figures)) if grid.tiles is not None]
 
+
+def match_grids(figures, decoder: LookupDecoder, box_99=None, low=None, high=None) -> list[dict]:
+    """A model's figure_grids: the figures' grids matched by the grader's matcher against `decoder`, on the VAE's
+    mesh around `box_99` or on the box [low, high]."""
     def session(call, **arguments):
         assert call == "decode"
         return decoder.decode(**arguments)
 
-    return model_probes.match_grids(session, grids, box_99)
+    if box_99 is not None:
+        low, high = model_probes.vae_mesh_box(box_99)
+    return model_probes.match_grids(session, figure_grids(figures), low, high)
 
 
 def vae_model(figures=(), decoder: LookupDecoder | None = None, centroids=CENTROIDS, **changes) -> dict:
@@ -424,7 +429,18 @@ def gaussian_vae_model(**changes) -> dict:
 
 
 def ae_models(runs=None) -> list[dict]:
-    return [{"mse_train": run[-1], "mse_untrained": 0.11} for run in (runs or AE_FALLING)]
+    return [{"mse_train": run[-1], "mse_untrained": 0.11, "latent_dims": 2, "encodings": None, "figure_grids": []}
+            for run in (runs or AE_FALLING)]
+
+
+def ae_model(figures=(), decoder: LookupDecoder | None = None, centroids=CENTROIDS, **changes) -> dict:
+    """The grader's measurements of one trained 2-D autoencoder whose decoder is `decoder` and whose encoder puts
+    digit d at centroids[d]."""
+    value = {"mse_train": 0.045, "mse_untrained": 0.23, "latent_dims": 2, "encodings": encodings(centroids),
+             "figure_grids": [] if decoder is None else match_grids(figures, decoder, low=(-2.8, -2.8),
+                                                                   high=(2.8, 2.8))}
+    value.update(changes)
+    return value
 
 
 def vae_decode(grid=None, prior=None) -> dict:

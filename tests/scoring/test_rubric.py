@@ -31,7 +31,7 @@ def test_default_rubric_follows_seed_003():
     for item_id, check in SEED_003_FIGURES.items():
         assert by_id[item_id].points == 25 and by_id[item_id].check == check
     assert all(item.check in CHECKS for item in rubric.items)
-    assert rubric.max_points == 200   # 4 x 25 figures + 70 code checks + 3 x 10 image quality
+    assert rubric.max_points == 220   # 4 x 25 figures + 70 code checks + 2 x 10 seed-001 figures + 3 x 10 image quality
     assert rubric.penalties["archive_submission"].fraction == 0.1
 
 
