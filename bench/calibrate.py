@@ -53,6 +53,8 @@ def quantities(out_dir: Path, name: str) -> dict:
     agreement = item_details(row, "losses_decrease").get("agreement") or {}
     scatter, grid = item_details(row, "latent_scatter"), item_details(row, "decoded_grid")
     rows, quality = item_details(row, "digit_rows"), item_details(row, "digit_rows_quality")
+    ae_runs = item_details(row, "autoencoder_runs").get("runs") or []
+    pca = item_details(row, "pca_figure")
     return {
         "score": row["score"], "items": row["items"],
         "trained_ratio": (vae["nelbo_train"] / vae["nelbo_untrained"]) if vae.get("nelbo_train") else None,
@@ -69,6 +71,15 @@ def quantities(out_dir: Path, name: str) -> dict:
         "digit_rows_read": (quality["in_order"] / quality["tiles"]) if quality.get("tiles") else None,
         "grid_coverage_digits": len(item_details(row, "decoded_grid_coverage").get("digits") or []),
         "prior_confidence": item_details(row, "prior_samples_quality").get("mean_confidence"),
+        "ae_trained_ratio": {f"run{n}": m["mse_train"] / m["mse_untrained"] for n, m in
+                             enumerate(measured.get("ae_models") or []) if isinstance(m, dict) and m.get("mse_train")},
+        "ae_scatter_error": {f"run{r['run']}": r["scatter_errors"][0] for r in ae_runs if r.get("scatter_errors")},
+        "ae_scatter_second_error": {f"run{r['run']}": r["scatter_errors"][1] for r in ae_runs
+                                    if len(r.get("scatter_errors") or []) > 1},
+        "pca_scatter_error": pca.get("scatter_error"),
+        "pca_scatter_second_error": (pca.get("scatter_errors") or [None, None])[1:2][0]
+        if len(pca.get("scatter_errors") or []) > 1 else None,
+        "pca_coordinate_range": min(pca["coordinate_range"]) if pca.get("coordinate_range") else None,
     }
 
 
@@ -99,6 +110,12 @@ def thresholds(profile_name: str) -> dict:
         "prior_confidence": ("above", param("prior_samples_quality", "full_at")),
         "history_last_ratio_low": ("above", HISTORY_DEFAULTS["last_low"]),
         "history_last_ratio_high": ("below", HISTORY_DEFAULTS["last_high"]),
+        "ae_trained_ratio": ("below", param("figure_autoencoder_runs", "trained_ratio")),
+        "ae_scatter_error": ("below", param("figure_autoencoder_runs", "tie_max")),
+        "ae_scatter_second_error": ("above", param("figure_autoencoder_runs", "tie_max")),
+        "pca_scatter_error": ("below", param("figure_pca", "tie_max")),
+        "pca_scatter_second_error": ("above", param("figure_pca", "tie_max")),
+        "pca_coordinate_range": ("above", param("figure_pca", "min_coordinate_range")),
         "tile_residual_max": ("info", TILE_RESIDUAL_MAX),
     }
 
