@@ -6,12 +6,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from autograder import template
 
 REPO = Path(__file__).resolve().parent.parent
 MASTER = REPO / "solution" / "lab.ipynb"
 TEMPLATE = REPO / "student_template"
+RUBRIC = REPO / "autograder" / "rubric.yaml"
 STALE = "student_template/ is stale: run `make template`"
 
 # Lines too generic to count as leaked: blank, `pass`, `...`, lone brackets and punctuation.
@@ -197,3 +199,16 @@ def test_check_cells_match_test_files(student_nb):
     checked = set(re.findall(r'grader\.check\("(\w+)"\)', "\n".join(c.source for c in student_nb.cells)))
     files = {p.stem for p in (TEMPLATE / "tests").glob("*.py")}
     assert checked == files == public_tests
+
+
+def test_written_answer_points_agree_with_the_rubric():
+    """One source for the written answers' points: the master's otter `points:` equal rubric.yaml's manual_items."""
+    nb = nbformat.read(MASTER, as_version=4)
+    master = {}
+    for cell in nb.cells:
+        if raw_marker(cell, "begin question"):
+            config = yaml.safe_load(cell.source.split("\n", 1)[1])
+            if config.get("manual"):
+                master[config["name"]] = config.get("points")
+    rubric = {item["id"]: item["points"] for item in yaml.safe_load(RUBRIC.read_text())["manual_items"]}
+    assert master == rubric, "the master's written questions and rubric.yaml's manual_items disagree on points"
