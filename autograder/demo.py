@@ -18,7 +18,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.template import MASTER, NOTEBOOK_NAME, TEMPLATE_DIR, normalise_notebook, run_otter_assign
+from autograder.template import (MASTER, NOTEBOOK_NAME, TEMPLATE_DIR, embed_public_tests, normalise_notebook,
+                                 public_tests, run_otter_assign)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_class"
 
@@ -79,10 +80,12 @@ def write_notebook(notebook: nbformat.NotebookNode, path: Path) -> None:
 
 
 def filled_in_notebook(master: Path = MASTER) -> nbformat.NotebookNode:
-    """The master as otter's autograder notebook: the solution code without otter's markers."""
+    """The master as otter's autograder notebook (the solution code, otter's markers left in comments and strings),
+    with the public tests inside it as in the student's notebook."""
     with tempfile.TemporaryDirectory(prefix="lab-demo-") as tmp:
-        run_otter_assign(master, Path(tmp) / "dist")
+        student = run_otter_assign(master, Path(tmp) / "dist")
         notebook = nbformat.read(Path(tmp) / "dist" / "autograder" / NOTEBOOK_NAME, as_version=4)
+        notebook = embed_public_tests(notebook, public_tests(student / "tests"))
     return normalise_notebook(notebook)
 
 
