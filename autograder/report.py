@@ -183,7 +183,9 @@ def write_results_json(path: str | Path, item_scores: Iterable[Any], status: str
 
 # discovery flags worth a line on the feedback page (penalised flags are stated by their rubric penalty message)
 FLAG_NOTES = {
-    "report_pdf_missing": "No PDF report was found next to your notebook.",
+    "report_pdf_missing": "No PDF report was found next to your notebook. Hand in two files, not an archive: the "
+                          "notebook \"Assignment1 FirstName LastName.ipynb\" and the PDF report \"Assignment1 "
+                          "FirstName LastName.pdf\".",
     "integrity_attempt": "The grader found attempts to influence the grading (listed below): they earned nothing "
                          "and are reported to the course staff.",
 }

@@ -228,6 +228,22 @@ def test_written_answer_points_agree_with_the_rubric():
     assert master == rubric, "the master's written questions and rubric.yaml's manual_items disagree on points"
 
 
+def test_hand_in_rules_are_the_feedback_words(student_nb):
+    """The template states the submission rules (file names, notebook + PDF report, no archive, plagiarism) in the
+    words the grader's feedback uses for a missing PDF."""
+    from autograder.report import FLAG_NOTES
+
+    intro = student_nb.cells[0].source
+    note = FLAG_NOTES["report_pdf_missing"]
+    rule = note.split(". ", 1)[1]
+    assert rule in intro, f"the template should say, word for word: {rule}"
+    for words in ("Assignment1 FirstName LastName.ipynb", "Assignment1 FirstName LastName.pdf", "not an archive",
+                  "penalty", "Plagiarism", "report", "Comment your code"):
+        assert words in intro, words
+    readme = (REPO / "README.md").read_text()
+    assert rule in readme, "README.md should state the same hand-in rule"
+
+
 def public_tests_in(notebook) -> dict:
     cell = next(c for c in notebook.cells if c.cell_type == "code" and "PUBLIC_TESTS = {" in c.source)
     assignment = next(node for node in ast.parse(cell.source).body
