@@ -18,7 +18,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.lab.template import MASTER, NOTEBOOK_NAME, TEMPLATE_DIR, normalise_notebook, run_otter_assign
+from autograder.lab.template import (MASTER, NOTEBOOK_NAME, TEMPLATE_DIR, embed_public_tests, normalise_notebook,
+                                     public_tests, run_otter_assign)
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_class"
 
@@ -44,7 +45,8 @@ MISTAKES = (
     Mistake("wrong_figures.ipynb", "a 10x10 decoded grid and a scatter of 500 points",
             (("random_subset(len(all_train_images), SCATTER_SIZE, SEED + 1)",
               "random_subset(len(all_train_images), 500, SEED + 1)"),
-             ("torch.linspace(0.05, 0.95, 15)", "torch.linspace(0.05, 0.95, 10)"),
+             ("np.linspace(low[0], high[0], 15), np.linspace(high[1], low[1], 15)",
+              "np.linspace(low[0], high[0], 10), np.linspace(high[1], low[1], 10)"),
              ("stitch_images(grid_images, 15, 15)", "stitch_images(grid_images, 10, 10)"))),
     Mistake("exception_halfway.zip", "an exception halfway through (the reconstruction sweep), sent as a zip",
             (("reconstruction_errors = {", "raise ValueError('shapes do not match')\nreconstruction_errors = {"),)),
@@ -69,7 +71,7 @@ def apply_edits(notebook: nbformat.NotebookNode, edits) -> nbformat.NotebookNode
         count = sum(cell.source.count(old) for cell in hits)
         if count != 1:
             raise ValueError(f"demo edit expects {old!r} exactly once in the solution's code, found {count}: "
-                             "update autograder/demo.py to the new solution")
+                             "update autograder/lab/demo.py to the new solution")
         hits[0].source = hits[0].source.replace(old, new)
     return notebook
 
@@ -79,10 +81,12 @@ def write_notebook(notebook: nbformat.NotebookNode, path: Path) -> None:
 
 
 def filled_in_notebook(master: Path = MASTER) -> nbformat.NotebookNode:
-    """The master as otter's autograder notebook: the solution code without otter's markers."""
+    """The master as otter's autograder notebook (the solution code, otter's markers left in comments and strings),
+    with the public tests inside it as in the student's notebook."""
     with tempfile.TemporaryDirectory(prefix="lab-demo-") as tmp:
-        run_otter_assign(master, Path(tmp) / "dist")
+        student = run_otter_assign(master, Path(tmp) / "dist")
         notebook = nbformat.read(Path(tmp) / "dist" / "autograder" / NOTEBOOK_NAME, as_version=4)
+        notebook = embed_public_tests(notebook, public_tests(student / "tests"))
     return normalise_notebook(notebook)
 
 

@@ -11,7 +11,8 @@ notebook's results as one JSON line (no pickles). Written to DIR:
 * `lab.ipynb`: the executed notebook;
 * `figures/figure-NN-cell-CCC.png`: every image/png output, in order;
 * `metrics.json`: test negative ELBO of the Bernoulli VAE (nats per image), held-out reconstruction MSE per latent
-  size for the autoencoder and PCA, per-epoch losses, the notebook's `part_times`, total wall time, the figure
+  size for the autoencoder and PCA, per-epoch losses, the Gaussian VAE's fraction of clipped gradient steps per
+  epoch, the notebook's `part_times`, total wall time, the figure
   descriptions, the profile's knobs, the device and the machine's load.
 """
 from __future__ import annotations
@@ -121,6 +122,7 @@ print("%s" + _lab_json.dumps({
     "ae_histories": [_lab_floats(history) for history in ae_histories],
     "vae_history": _lab_floats(vae_history),
     "gaussian_vae_history": _lab_floats(gaussian_vae_history),
+    "gaussian_vae_clipped_fractions": _lab_floats(getattr(gaussian_vae, "clipped_fractions", [])),
     "part_times": {part: float(seconds) for part, seconds in part_times.items()},
     "device": str(device),
     "torch_threads": int(torch.get_num_threads()),
@@ -245,6 +247,7 @@ def execute(profile: str | dict, out_dir: Path | None = None, *, master: Path = 
             "gaussian_vae": results["gaussian_vae_history"][-1],
         },
         "histories": {name: results[name] for name in ("ae_histories", "vae_history", "gaussian_vae_history")},
+        "gaussian_vae_clipped_fractions": results["gaussian_vae_clipped_fractions"],
         "part_times": results["part_times"],
         "total_wall_time_s": wall,
         "n_png_outputs": sum(1 for cell in nb.cells for output in cell.get("outputs", [])

@@ -25,7 +25,9 @@ NO_SANDBOX = {"none", "off", "no", "limits", "rlimits", "rlimit", "resource-limi
 
 # discovery flags worth a line on the feedback page (penalised flags are stated by their rubric penalty message)
 FLAG_NOTES = {
-    PDF_MISSING_FLAG: "No PDF report was found next to your notebook.",
+    PDF_MISSING_FLAG: "No PDF report was found next to your notebook. Hand in two files, not an archive: the "
+                      "notebook \"Assignment1 FirstName LastName.ipynb\" and the PDF report \"Assignment1 "
+                      "FirstName LastName.pdf\".",
     INTEGRITY_FLAG: "The grader found attempts to influence the grading (listed below): they earned nothing "
                     "and are reported to the course staff.",
 }

@@ -13,9 +13,9 @@ def test_bernoulli_vae_loss(bernoulli_vae_loss, kl_divergence, np, torch):
     images = rng.random((4, 784))
     probs = rng.uniform(0.05, 0.95, size=(4, 784))
     codes, log_vars = (rng.normal(size=(4, 2)), rng.normal(size=(4, 2)))
+    value = bernoulli_vae_loss(*(torch.tensor(a) for a in (images, probs, codes, log_vars)))
     cross_entropy = -(images * np.log(probs) + (1 - images) * np.log(1 - probs)).sum(axis=1).mean()
     kl = kl_divergence(torch.tensor(codes), torch.tensor(log_vars)).item()
-    value = bernoulli_vae_loss(*(torch.tensor(a) for a in (images, probs, codes, log_vars)))
     assert torch.is_tensor(value) and value.dim() == 0, 'bernoulli_vae_loss should return a scalar tensor'
     value = value.item()
     if abs(value - kl - cross_entropy / 784) < 0.001:

@@ -63,6 +63,15 @@ def _lab_probe():
         "vae_types": [type(vae).__name__, type(vae.encoder).__name__, type(gaussian_vae).__name__],
         "vae_test_nelbo_type": type(vae_test_nelbo).__name__,
         "part_times": sorted(part_times),
+        "grid_low_high": [grid_z.min(0).values.tolist(), grid_z.max(0).values.tolist()],
+        "mu_percentiles": _np.percentile(mu_points, [1, 99], axis=0).tolist(),
+        "mu_inside_grid": float(_np.mean(_np.all((mu_points >= grid_z.min(0).values.cpu().numpy())
+                                                 & (mu_points <= grid_z.max(0).values.cpu().numpy()), axis=1))),
+        "digit_z_shape": list(digit_z.shape),
+        "digit_z_are_codes": bool((_np.abs(digit_z.cpu().numpy()[:, None] - mu_points[None]).max(2) < 1e-6).any()),
+        "digit_z_per_row": [[float(v) for v in row] for row in digit_z.cpu().numpy().reshape(10, 5, -1).std(1)],
+        "sweep_models": sorted(int(k) for k in sweep_models),
+        "clipped_fractions": list(gaussian_vae.clipped_fractions),
     }
 
 
@@ -135,7 +144,30 @@ def test_contract_names(probe, metrics):
     assert probe["pca"] == [True, True, True]
     assert probe["vae_types"] == ["VAE", "VAEEncoder", "VAE"]
     assert probe["vae_test_nelbo_type"] == "float"
-    assert {"autoencoder", "pca", "sweep", "vae", "gaussian_vae"} <= set(probe["part_times"])
+    assert {"autoencoder", "pca", "sweep", "vae", "gaussian_vae", "architecture"} <= set(probe["part_times"])
+
+
+def test_decoded_grid_covers_the_range_of_the_encodings(probe):
+    """Figure (c) spans the 1st..99th percentiles of the encoder means on each axis (not the prior's quantiles)."""
+    low, high = probe["grid_low_high"]
+    assert low == pytest.approx(probe["mu_percentiles"][0], abs=1e-5)
+    assert high == pytest.approx(probe["mu_percentiles"][1], abs=1e-5)
+    assert probe["mu_inside_grid"] >= 0.96
+
+
+def test_digit_rows_are_new_samples(probe):
+    """Figure (d) decodes z drawn from each digit's region: 5 different points per digit, none a training image's
+    code (so no reconstructions)."""
+    assert probe["digit_z_shape"] == [50, 2]
+    assert not probe["digit_z_are_codes"]
+    assert all(max(spread) > 0 for spread in probe["digit_z_per_row"])
+
+
+def test_sweep_models_and_clipping_are_kept(probe, metrics):
+    assert probe["sweep_models"] == metrics["knobs"]["SWEEP_DIMS"]
+    fractions = metrics["gaussian_vae_clipped_fractions"]
+    assert fractions == probe["clipped_fractions"] and len(fractions) == metrics["knobs"]["GAUSSIAN_VAE_EPOCHS"]
+    assert all(0 <= f <= 1 for f in fractions)
 
 
 def test_histories_and_numbers(metrics):
@@ -190,8 +222,20 @@ def test_figure_kinds(metrics):
     assert any(line["y"] == pytest.approx(metrics["histories"]["vae_history"]) and
                line["x"] == list(range(1, knobs["VAE_EPOCHS"] + 1)) for line in curves)
     assert any(line["y"] == pytest.approx(metrics["histories"]["gaussian_vae_history"]) for line in curves)
-    # 5: scatter of z alone (plus its colour bar)
-    assert count(lambda f: len(f["axes"]) == 2 and is_digit_scatter(f["axes"][0], scatter_size)) == 1
+    # 5: scatter of z alone (plus its colour bar); scatters of more than 2 dimensions seen through PCA: the autoencoder
+    # of the sweep with the largest code up to 8 (task 3b), the Gaussian VAE with an 8-D latent space (task 5c)
+    alone = [f for f in figures if len(f["axes"]) == 2 and is_digit_scatter(f["axes"][0], scatter_size)]
+    titles = [f["axes"][0]["title"] for f in alone]
+    assert len(alone) == 3 and sum(t.startswith("VAE: z of") for t in titles) == 1, titles
+    view = max(d for d in knobs["SWEEP_DIMS"] if d <= 8)
+    assert f"autoencoder with {view} code dimensions: the codes seen through PCA" in titles
+    assert "Gaussian VAE with an 8-D latent space: encoder means seen through PCA" in titles
+    assert all(f["axes"][0]["xlabel"].startswith("principal component 1") for f in alone if "PCA" in
+               f["axes"][0]["title"])
+    # Figure 1: examples of MNIST digits, 3 x 8 (a shape no graded figure has)
+    first = [f for f in figures if f["suptitle"] == "Figure 1: examples of MNIST training images"]
+    assert len(first) == 1 and image_shapes(first[0]) == [(28, 28)] * 24
+    assert figures.index(first[0]) == 0
     # 6: one stitched 15 x 15 picture
     assert count(lambda f: image_shapes(f) == [(420, 420)]) == 1
     # 7: 10 rows (digits) x 5 samples
@@ -202,8 +246,10 @@ def test_figure_kinds(metrics):
     assert [ax["ylabel"] for ax in digit_grid[0]["axes"][::5]] == [f"digit {d}" for d in range(10)]
     # 8: prior samples, twice; Gaussian VAE samples and means (2 x 10)
     assert count(lambda f: image_shapes(f) == [(28, 28)] * 10 and "prior" in f["suptitle"]) == 2
-    gaussian = [f for f in figures if image_shapes(f) == [(28, 28)] * 20]
+    gaussian = [f for f in figures if image_shapes(f) == [(28, 28)] * 20 and "p(x|z)" in f["suptitle"]]
     assert len(gaussian) == 1 and len({round(ax["position"][1], 4) for ax in gaussian[0]["axes"]}) == 2
+    variants = [f for f in figures if image_shapes(f) == [(28, 28)] * 20 and "variants" in f["suptitle"]]
+    assert len(variants) == 1
 
 
 def test_train_vae_feeds_the_corrupted_batch_to_the_model_and_the_clean_one_to_the_loss():
