@@ -37,6 +37,9 @@ NO_NETWORK = ("URLError", "urlopen error", "Dataset not found", "HTTP Error", "N
 ERROR_HINTS = [
     (NO_NETWORK, "The grader's machine has no internet: MNIST is already in DATA_DIR (the parameters cell), so load "
      "it from there with torchvision.datasets.MNIST(DATA_DIR, ...) and download nothing else."),
+    (("NotImplementedError: Task",), "This cell is still the template's TODO: the error names the task to fill in. "
+     "Write your code in place of the raise NotImplementedError line, then run all cells top to bottom; the cells "
+     "after it did not run, so their items are missing too."),
     (("ModuleNotFoundError", "ImportError"), "Only the course environment's packages (torch, torchvision, numpy, "
      "scikit-learn, matplotlib) are installed: remove !pip installs and imports of other packages."),
     (("SyntaxError", "IndentationError", "TabError"), "Python could not read this cell: fix the line the error points "

@@ -204,3 +204,11 @@ def test_reports_are_readable_by_others_not_private_temp_files(tmp_path):
     # Bug: atomic writes renamed a mkstemp file (mode 0600) over the report, so a TA's web server could not read it.
     path = writing.atomic_write_text(tmp_path / "feedback.html", "<p>ok</p>")
     assert path.stat().st_mode & 0o777 == writing.REPORT_FILE_MODE == 0o644
+
+
+def test_an_unfinished_task_gets_a_hint_naming_it():
+    # The template's TODOs raise NotImplementedError("Task 2b: ..."): the hint says to fill in that task.
+    todo = {"cell": 12, "ename": "NotImplementedError", "evalue": "Task 2b: the PCA figure", "traceback": []}
+    html = feedback.render_feedback_html("s", "cell_error", "", SCORES, [todo])
+    assert "still the template&#39;s TODO: the error names the task" in html
+    assert feedback.hint_for("NotImplementedError", "") == ""       # a student's own NotImplementedError: no hint
