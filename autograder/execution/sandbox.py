@@ -451,3 +451,36 @@ def kill_run(process: subprocess.Popen, token: str, group: Group | None = None) 
                 pass
         time.sleep(0.05)
     return strays
+
+
+def unenforced_limits(requested: str) -> list[str]:
+    """One line per limit or protection this machine cannot give a submission in sandbox mode `requested`, saying
+    why; [] when everything holds. For grading.log, stderr and the class summary."""
+    from autograder.execution import cgroups, workspace
+
+    try:
+        mode, why = resolve_mode(requested)
+    except (RuntimeError, ValueError) as error:
+        return [f"sandbox: {error}"]
+    lines = []
+    if mode == "none":
+        lines.append(f"sandbox: none, so no network cut, no private filesystem view, no seccomp filter and no "
+                     f"separate uid ({why})")
+    lines += cgroups.support().unenforced()
+    ok, why = workspace.mount_check()
+    if not ok:
+        lines.append(f"disk: the work folder is measured while the notebook runs, so files deleted while still "
+                     f"open are not counted ({why})")
+    if mode == "bwrap":
+        ok, why = seccomp_filter.available()
+        if not ok:
+            lines.append(f"seccomp: no system-call filter (ptrace, keyctl, bpf, io_uring, mount, unshare... stay "
+                         f"allowed) ({why})")
+        as_root = os.geteuid() == 0
+        if not as_root or shutil.which("setpriv") is None:
+            lines.append("separate uids: the kernel runs as the runner's uid, so it can read the runner's files (the "
+                         "graded notebook and its config) (" + ("the grader is not root" if not as_root
+                                                                else "setpriv is missing") + ")")
+        if not as_root and bwrap_version() < (0, 8):
+            lines.append("user namespaces: bubblewrap older than 0.8 cannot forbid nested user namespaces")
+    return lines

@@ -176,9 +176,11 @@ def slowest_plot(stats: dict) -> str | None:
 
 # --- the page ----------------------------------------------------------------------------------------------------
 
-def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, title: str | None = None) -> str:
+def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, title: str | None = None,
+                        unenforced: list[str] = ()) -> str:
     """Self-contained HTML; feedback links are relative to `out_dir` and only made for pages that exist there
-    (all of them when `out_dir` is None)."""
+    (all of them when `out_dir` is None). `unenforced`: the limits this machine could not enforce
+    (sandbox.unenforced_limits), shown at the top."""
     stats = summarise(rows, rubric)
 
     def exists(relative: str) -> bool:
@@ -198,15 +200,17 @@ def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, t
     others = [name for name in (GRADEBOOK_CSV, SIMILARITY_HTML) if out_dir is not None and exists(name)]
     return environment().get_template("summary.html.j2").render(
         title=title or f"Class summary: {rubric.title}", stats=stats, rows=table, others=others,
+        unenforced=list(unenforced),
         statuses={str(s): s.meaning for s in Status}, status_ok=Status.OK,
         plots={"scores": score_histogram(stats), "item_outcomes": item_outcomes_plot(stats),
                "statuses": status_plot(stats), "slowest": slowest_plot(stats)})
 
 
-def write_summary_html(out_path: str | Path, rows: list[dict], rubric, title: str | None = None) -> Path:
+def write_summary_html(out_path: str | Path, rows: list[dict], rubric, title: str | None = None,
+                       unenforced: list[str] = ()) -> Path:
     """Write the summary atomically (e.g. OUT/summary.html); links are relative to its folder."""
     out_path = Path(out_path)
-    return atomic_write_text(out_path, render_summary_html(rows, rubric, out_path.parent, title))
+    return atomic_write_text(out_path, render_summary_html(rows, rubric, out_path.parent, title, unenforced))
 
 
 def rows_from_out_dir(out_dir: Path) -> list[dict]:
