@@ -50,7 +50,7 @@ from autograder.reports.writing import atomic_write_text
 from autograder.results import (CANVAS_GRADEBOOK_CSV, EXECUTED_NOTEBOOK, FEEDBACK_HTML, GRADEBOOK_CSV, MEASUREMENTS_JSON,
                                 RESULTS_JSON,
                                 ROW_FILE, SECRET_FILE, SIMILARITY_HTML, SUMMARY_HTML, GradeRow, ItemScore, Status,
-                                is_graded, plain_json)
+                                clear_output_names, is_graded, plain_json)
 
 log = logging.getLogger("autograder")
 
@@ -328,6 +328,7 @@ def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: 
 
 def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, progress: bool = True) -> list[GradeRow]:
     settings.out_dir.mkdir(parents=True, exist_ok=True)
+    clear_output_names(settings.out_dir, log.warning)
     rubric = scoring.load_rubric(settings.rubric_path)
     submissions = discover(submissions_dir)
     secret = probe_secret(settings.out_dir)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -60,6 +59,7 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.discover import reading
 from autograder.execution import cgroups, integrity, workspace
 from autograder.execution import sandbox as sandbox_module
 from autograder.execution.harvest import GradedLayout, cell_errors as collect_cell_errors, harvest, integrity_findings
@@ -356,22 +356,13 @@ def _run(cmd: list[str], env: dict, limits: Limits, token: str, workdir: Path | 
                 disk.exceeded, stalled, memory)
 
 
-MAX_RESULT_ITEMS = 2_000_000     # JSON values (commas, brackets, braces outside strings) in the runner's result
-_JSON_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+MAX_RESULT_ITEMS = 2_000_000     # JSON values in the runner's result (the executed notebook and the events)
 
 
 def parse_result(raw: bytes, max_items: int = MAX_RESULT_ITEMS):
     """The runner's JSON result, refused (ValueError) before parsing when it would expand into more than `max_items`
     values: a few bytes per value can cost the grader's memory a hundred bytes each once parsed."""
-    structure = _JSON_STRINGS.sub(b'""', raw)
-    items = structure.count(b",") + structure.count(b"[") + structure.count(b"{")
-    del structure
-    if items > max_items:
-        raise ValueError(f"{items:,} values, more than {max_items:,}")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as error:
-        raise ValueError(str(error)[:200]) from None
+    return reading.loads_bounded(raw, max_items, "the result")
 
 
 # ---------------------------------------------------------------- deciding the status
