@@ -67,7 +67,6 @@ from autograder.execution.kernel.export import EXPORT_FOLDER
 from autograder.execution.limits import GiB, MiB, Limits
 from autograder.execution.stall import StallWatch
 from autograder.execution.notebook import build_graded_notebook, load_submission
-from autograder.reports.writing import atomic_write_bytes
 from autograder.results import EXECUTED_NOTEBOOK, Status
 
 log = logging.getLogger(__name__)
@@ -140,6 +139,12 @@ class _Reader(threading.Thread):
 
     def data(self) -> bytes:
         return b"".join(self.chunks)
+
+    def take(self) -> bytes:
+        """Everything kept, once: the chunks are let go, so the data is held once, not twice."""
+        data = b"".join(self.chunks)
+        self.chunks = deque() if self.tail else []
+        return data
 
 
 def runner_env(paths: sandbox_module.Paths, token: str | None, limits: Limits) -> dict:
@@ -346,12 +351,13 @@ def _run(cmd: list[str], env: dict, limits: Limits, token: str, workdir: Path | 
     stderr_tail = err.data().decode("utf-8", "replace")
     result, result_error = None, ""
     if not out.overflow.is_set() and not wall_killed:
-        raw = out.data()
+        raw = out.take()
         try:
             result = parse_result(raw) if raw else None
             result_error = "" if raw else "the runner returned nothing"
         except ValueError as error:
             result_error = f"the runner's result is not JSON the grader accepts ({error})"
+        del raw
     return _Run(result, process.returncode, wall_killed, out.overflow.is_set(), stderr_tail, strays, result_error,
                 disk.exceeded, stalled, memory)
 
@@ -366,6 +372,22 @@ def parse_result(raw: bytes, max_items: int = MAX_RESULT_ITEMS):
 
 
 # ---------------------------------------------------------------- deciding the status
+
+def write_notebook(path: Path, notebook) -> None:
+    """nbformat's JSON of a notebook, streamed into a temporary file beside `path` and renamed over it (no string of
+    the whole notebook is built: it may be 200 MiB)."""
+    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp", delete=False)
+    try:
+        with handle:
+            json.dump(notebook, handle, sort_keys=True, indent=1, ensure_ascii=False)
+            handle.write("\n")
+        os.chmod(handle.name, 0o644)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
 
 def _describe_cell(layout: GradedLayout, graded_index: int | None, notebook=None) -> str:
     if graded_index is None:
@@ -442,12 +464,12 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
             + _memory_hint(limits)),
             artefacts=empty_artefacts, notes=notes, runner_log=run.stderr_tail)
 
-    executed = nbformat.from_dict(run.result["notebook"])
+    executed = nbformat.from_dict(run.result.pop("notebook"))
     executed_path = workdir / EXECUTED_NOTEBOOK
     if executed_path.is_dir() and not executed_path.is_symlink():  # the submission may have put anything there
         shutil.rmtree(executed_path, ignore_errors=True)
     executed_path.unlink(missing_ok=True)  # a student-made symlink there is removed, never followed
-    atomic_write_bytes(executed_path, nbformat.writes(executed).encode("utf-8"))
+    write_notebook(executed_path, executed)
     artefacts = harvest(executed, layout)
     errors = collect_cell_errors(executed, layout)
     events = run.result.get("events", [])

@@ -148,7 +148,7 @@ class ProbeRun:
         outcome.names = {**{name: bool(value) for name, value in (exported.report.get("names") or {}).items()},
                          **{name: bool(value) for name, value in (self.defined.get("defined") or {}).items()}}
         grids = [(grid.figure, grid.kind, grid.tiles.reshape(grid.rows, grid.cols, -1))
-                 for grid in read_grids(figures) if grid.tiles is not None]
+                 for grid in read_grids(figures) if grid.pixels is not None]
         context = probes.Context(data=reference_data(self.data_dir), profile=dict(profile),
                                  reported=exported.report, models=loaded, figure_grids=grids)
         try:
