@@ -29,7 +29,7 @@ from typing import Any
 
 from autograder.reports.gradebook import FIXED_COLUMNS
 from autograder.reports.plots import new_figure, plain, png_data_uri
-from autograder.reports.writing import atomic_write_text, environment
+from autograder.reports.writing import atomic_write_text, csv_unescape, environment
 from autograder.results import (FEEDBACK_HTML, GRADEBOOK_CSV, ROW_FILE, SIMILARITY_HTML, SUMMARY_HTML,
                                 UNKNOWN_STATUS_COLOUR, Status, is_graded)
 from autograder.scoring import DEFAULT_RUBRIC, RubricError, load_rubric
@@ -227,7 +227,8 @@ def rows_from_out_dir(out_dir: Path) -> list[dict]:
             log.warning("%s: skipped, not readable (%s)", path, error)
     try:
         with open(out_dir / GRADEBOOK_CSV, newline="", encoding="utf-8") as handle:
-            table = list(csv.DictReader(handle))
+            table = [{key: csv_unescape(value) if isinstance(value, str) else value for key, value in line.items()}
+                     for line in csv.DictReader(handle)]
     except OSError:
         return list(cached.values())
     rows = []
