@@ -104,20 +104,22 @@ class _Special(Exception):
 
 
 def _other_submission(target: str, own: Path, root: Path) -> str | None:
-    """The entry of the submissions folder (not `own`) that a link's target lies in, or None."""
+    """The entry of the submissions folder (not `own`) that a link's target names or lies in, or None. Both the
+    target as written (normalised) and as resolved are looked at: a link to a link still points at a submission."""
     try:
-        resolved = Path(os.path.realpath(target))
         base = Path(os.path.realpath(root))
-        own_resolved = Path(os.path.realpath(own.parent)) / own.name if own.is_symlink() else Path(
-            os.path.realpath(own))
+        own_real = Path(os.path.realpath(own.parent)) / own.name
+        candidates = [Path(os.path.normpath(os.path.join(os.path.realpath(Path(target).parent), Path(target).name))),
+                      Path(os.path.realpath(target))]
     except (OSError, ValueError):
         return None
-    if resolved == own_resolved or own_resolved in resolved.parents:
-        return None
-    if resolved == base:
-        return "the submissions folder itself"
-    if base in resolved.parents:
-        return resolved.relative_to(base).parts[0]
+    for resolved in candidates:
+        if resolved == own_real or own_real in resolved.parents:
+            continue
+        if resolved == base:
+            return "the submissions folder itself"
+        if base in resolved.parents:
+            return resolved.relative_to(base).parts[0]
     return None
 
 
