@@ -290,6 +290,7 @@ class _Run:
     result_error: str = ""
     disk_exceeded: str = ""  # what the workdir held when the grader stopped the kernel for it, else ""
     stalled: str = ""        # why the grader's stall watch stopped the kernel, else ""
+    refused: str = ""        # why the result was refused before parsing (it would expand too much), else ""
     memory: dict = field(default_factory=dict)   # the control group's memory state at the end (cgroups.Group.memory)
 
 
@@ -349,17 +350,23 @@ def _run(cmd: list[str], env: dict, limits: Limits, token: str, workdir: Path | 
     out.join(timeout=10)
     err.join(timeout=10)
     stderr_tail = err.data().decode("utf-8", "replace")
-    result, result_error = None, ""
+    result, result_error, refused = None, "", ""
     if not out.overflow.is_set() and not wall_killed:
         raw = out.take()
         try:
-            result = parse_result(raw) if raw else None
+            reading.check_json_size(raw, MAX_RESULT_ITEMS, "the executed notebook")
+            result = json.loads(raw) if raw else None
             result_error = "" if raw else "the runner returned nothing"
-        except ValueError as error:
+            if result is not None and not isinstance(result, dict):
+                result, result_error = None, "the runner's result is not a JSON object"
+        except reading.ReadError as error:
+            refused = str(error)
             result_error = f"the runner's result is not JSON the grader accepts ({error})"
+        except (json.JSONDecodeError, RecursionError, UnicodeDecodeError) as error:
+            result_error = f"the runner's result is not JSON ({str(error)[:200]})"
         del raw
     return _Run(result, process.returncode, wall_killed, out.overflow.is_set(), stderr_tail, strays, result_error,
-                disk.exceeded, stalled, memory)
+                disk.exceeded, stalled, refused, memory)
 
 
 MAX_RESULT_ITEMS = 2_000_000     # JSON values in the runner's result (the executed notebook and the events)
@@ -439,11 +446,12 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
     if run.memory.get("oom_kills"):
         notes.append(f"The memory limit for the whole notebook ({limits.group_memory_bytes / GiB:g} GiB) killed "
                      f"{run.memory['oom_kills']} process(es).")
-    if run.overflow:
+    if run.overflow or run.refused:
+        too_much = (f"was larger than {_mib(limits.max_result_bytes)}" if run.overflow else
+                    f"held too many separate values ({run.refused.split(' holds ')[-1]})")
         return ExecutionResult(Status.OUTPUT_LIMIT, (
-            f"The executed notebook was larger than {_mib(limits.max_result_bytes)}, so the grader could not "
-            "take it back; print less and draw fewer or smaller figures."), artefacts=empty_artefacts, notes=notes,
-            runner_log=run.stderr_tail)
+            f"The executed notebook {too_much}, so the grader could not take it back; print less and draw fewer or "
+            "smaller figures."), artefacts=empty_artefacts, notes=notes, runner_log=run.stderr_tail)
     if run.wall_killed:
         return ExecutionResult(Status.TIMEOUT, (
             f"The run did not finish within the hard limit of {limits.hard_wall_s:.0f} s and was stopped; nothing "
