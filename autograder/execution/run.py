@@ -235,8 +235,8 @@ def execute_submission(notebook_path, workdir, *, overrides: dict, data_dir, lim
             _chown_tree(workdir, kernel_uid or uid, kernel_uid or uid)
         if before_run is not None:
             before_run(code_cells(graded, layout), mode)
-        run = _run(cmd, env, limits, env_token or "", workdir=None if mounted else workdir, group=group,
-                   kernel_uid=kernel_uid)
+        run = _run(cmd, env, limits, env_token or "", workdir=workdir, group=group, kernel_uid=kernel_uid,
+                   workdir_sized=mounted)
     finally:
         try:
             folder.hand_back()
@@ -295,15 +295,28 @@ class _Run:
 
 
 class _DiskWatch:
-    """Polls the workdir's disk use while the run goes on; the poll interval grows with the cost of a scan."""
+    """Polls the workdir's disk use while the run goes on. On its own size-limited tmpfs (`sized`), the filesystem's
+    counters say when it is full (files deleted while open included); else the folder is walked, the poll interval
+    growing with the cost of a walk."""
 
-    def __init__(self, workdir: Path | None, limits: Limits):
-        self.workdir, self.limits = workdir, limits
+    def __init__(self, workdir: Path | None, limits: Limits, sized: bool = False):
+        self.workdir, self.limits, self.sized = workdir, limits, sized
         self.next_check = 0.0
         self.exceeded = ""
 
     def over_limit(self) -> bool:
         if self.workdir is None or time.monotonic() < self.next_check:
+            return False
+        if self.sized:
+            self.next_check = time.monotonic() + DISK_POLL_S
+            try:
+                info = os.statvfs(self.workdir)
+            except OSError:
+                return False
+            if info.f_bavail == 0 or info.f_favail == 0:
+                used, files = (info.f_blocks - info.f_bfree) * info.f_frsize, info.f_files - info.f_ffree
+                self.exceeded = self.exceeded or f"{_mib(used)} in {files} file(s) and folder(s) (full)"
+                return True
             return False
         began = time.monotonic()
         used, files = sandbox_module.disk_usage(self.workdir, max_entries=self.limits.max_workdir_files + 1)
@@ -315,9 +328,10 @@ class _DiskWatch:
 
 
 def _run(cmd: list[str], env: dict, limits: Limits, token: str, workdir: Path | None = None,
-         group: cgroups.Group | None = None, kernel_uid: int | None = None) -> _Run:
-    """Run the runner command; `workdir` (when given) is watched against the disk limits; the tree's processes are
-    those of `group`, else those carrying `token`; the kernel's are those of `kernel_uid` when given."""
+         group: cgroups.Group | None = None, kernel_uid: int | None = None, workdir_sized: bool = False) -> _Run:
+    """Run the runner command; `workdir` (when given) is watched against the disk limits (`workdir_sized`: it is its
+    own size-limited tmpfs); the tree's processes are those of `group`, else those carrying `token`; the kernel's
+    are those of `kernel_uid` when given."""
     process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=env, start_new_session=True)
     out = _Reader(process.stdout, cap=limits.max_result_bytes)
@@ -326,7 +340,7 @@ def _run(cmd: list[str], env: dict, limits: Limits, token: str, workdir: Path | 
     err.start()
     wall_killed = False
     deadline = time.monotonic() + limits.hard_wall_s
-    disk = _DiskWatch(workdir, limits)
+    disk = _DiskWatch(workdir, limits, workdir_sized)
     stall = StallWatch(token, group)
     stalled, stalled_at = "", 0.0
     while process.poll() is None:
@@ -511,7 +525,7 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
             "the notebook"
         return result(Status.KERNEL_DIED, (
             f"The grader stopped the Python kernel while it ran {where}: the notebook's folder held "
-            f"{run.disk_exceeded}, more than the limit of {_mib(limits.max_workdir_bytes)} in "
+            f"{run.disk_exceeded}: it tried to hold more than the limit of {_mib(limits.max_workdir_bytes)} in "
             f"{limits.max_workdir_files} files; the cells after it could not run. Do not write large or many "
             "files: keep results in variables, and save only the figures or files the assignment asks for."))
     if run.stalled or "stalled" in kinds.get("kernel_died", {}):

@@ -30,33 +30,8 @@ import tempfile
 import time
 from queue import Empty
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-PR_SET_DUMPABLE = 4
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
-KERNEL_NAME = "labgrade"
-STALL_S = 20.0             # a cell's kernel without a heartbeat for this long is killed
-TRUNCATION_NOTE = "\n[output truncated by the grader: more than {limit} bytes of output in this cell]\n"
-TOTAL_TRUNCATION_NOTE = "\n[output dropped by the grader: the notebook printed more than {limit} bytes in total]\n"
-
-
-def make_private() -> int:
-    """Keep the result channel for ourselves: returns a private fd of the original stdout, points fd 1 at
-    /dev/null (inherited by the kernel) and makes this process non-dumpable (its /proc/PID/fd closed to same-uid
-    processes)."""
-    result_fd = os.dup(1)  # non-inheritable by default
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.close(devnull)
-    sys.stdout = open(os.devnull, "w")
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-    return result_fd
 
 
 class _CapHeader(ctypes.Structure):
@@ -99,6 +74,36 @@ def launch_kernel(uid: int, connection_file: str) -> int:
         pass
     os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", path])
     return 1
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--kernel":    # before the heavy imports
+    sys.exit(launch_kernel(int(sys.argv[2]), sys.argv[3]))
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+PR_SET_DUMPABLE = 4
+KERNEL_NAME = "labgrade"
+STALL_S = 20.0             # a cell's kernel without a heartbeat for this long is killed
+TRUNCATION_NOTE = "\n[output truncated by the grader: more than {limit} bytes of output in this cell]\n"
+TOTAL_TRUNCATION_NOTE = "\n[output dropped by the grader: the notebook printed more than {limit} bytes in total]\n"
+
+
+def make_private() -> int:
+    """Keep the result channel for ourselves: returns a private fd of the original stdout, points fd 1 at
+    /dev/null (inherited by the kernel) and makes this process non-dumpable (its /proc/PID/fd closed to same-uid
+    processes)."""
+    result_fd = os.dup(1)  # non-inheritable by default
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    sys.stdout = open(os.devnull, "w")
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    return result_fd
 
 
 def prepare_private(config: dict) -> str | None:
@@ -339,8 +344,6 @@ def exit_code(client: NotebookClient):
 
 
 def main() -> int:
-    if len(sys.argv) == 4 and sys.argv[1] == "--kernel":
-        return launch_kernel(int(sys.argv[2]), sys.argv[3])
     result_fd = make_private()
     with open(sys.argv[1]) as handle:
         config = json.load(handle)
