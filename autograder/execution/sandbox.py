@@ -217,7 +217,7 @@ def build_command(argv: list[str], *, workdir: Path | None, data_dir: Path | Non
     bwrap = shutil.which("bwrap") or "bwrap"
     cmd = [bwrap, *_namespace_args(as_root), "--die-with-parent", "--new-session", "--hostname", "sandbox"]
     if not as_root and bwrap_version() >= (0, 8):
-        cmd += ["--disable-userns"]
+        cmd += ["--unshare-user", "--disable-userns"]
     cmd += _system_binds()
     python_home = python_installation(venv)
     if python_home is not None and not str(python_home).startswith("/usr/"):
