@@ -147,6 +147,12 @@ def _try_parent(base: Path) -> Path | None:
     return parent
 
 
+def _enable(folder: Path) -> None:
+    enabled = set(_read(folder / "cgroup.subtree_control").split())
+    if not {"memory", "pids"} <= enabled:
+        _write(folder / "cgroup.subtree_control", "+memory +pids")
+
+
 def _v2_support(mounts, groups) -> tuple[Path | None, str]:
     """The v2 parent folder with memory and pids enabled for its children, or (None, why not)."""
     v2 = [m for m in mounts if m[2] == "cgroup2"]
@@ -162,13 +168,23 @@ def _v2_support(mounts, groups) -> tuple[Path | None, str]:
     if not {"memory", "pids"} <= offered:
         return None, f"cgroup2 offers {' '.join(sorted(offered)) or 'no controller'} here, not memory and pids"
     try:
-        enabled = set(_read(own / "cgroup.subtree_control").split())
-        if not {"memory", "pids"} <= enabled:
-            _write(own / "cgroup.subtree_control", "+memory +pids")
+        _enable(own)
     except OSError as error:
-        reason = ("its group holds processes (cgroup v2 allows controllers only for groups without)"
-                  if error.errno == errno.EBUSY else error.strerror)
-        return None, f"cgroup2: cannot enable memory and pids for the grader's children: {reason}"
+        if error.errno != errno.EBUSY:
+            return None, f"cgroup2: cannot enable memory and pids for the grader's children: {error.strerror}"
+        # v2 allows controllers for children only in a group without processes: when the grader is alone in its
+        # group (e.g. `systemd-run --scope -p Delegate=yes`), it moves itself into a leaf of it first
+        if _pids_in(own) - {os.getpid()}:
+            return None, ("cgroup2: cannot enable memory and pids for the grader's children: its group holds other "
+                          "processes (run the grader in a delegated group of its own, e.g. systemd-run --scope -p "
+                          "Delegate=yes)")
+        try:
+            leaf = own / f"{PARENT_PREFIX}self-{os.getpid()}"
+            leaf.mkdir(exist_ok=True)
+            _write(leaf / "cgroup.procs", os.getpid())
+            _enable(own)
+        except OSError as retry:
+            return None, f"cgroup2: cannot enable memory and pids for the grader's children: {retry.strerror}"
     parent = _try_parent(own)
     if parent is None:
         return None, "cgroup2: the grader may not create groups"

@@ -74,7 +74,7 @@ log = logging.getLogger(__name__)
 STATUSES = tuple(status for status in Status if status is not Status.ERROR)   # what a run can end with
 RUNNER_SCRIPT = Path(__file__).with_name(sandbox_module.RUNNER_NAME)
 STDERR_TAIL_BYTES = 20_000
-STALL_GRACE_S = 10.0   # after killing a stalled kernel, how long the runner has to report before the run is stopped
+STALL_GRACE_S = 15.0   # after killing a stalled kernel, how long the runner has to report before the run is stopped
 DISK_POLL_S = 0.2  # shortest interval between two scans of the workdir's disk use
 MEMORY_ERROR_MARKERS = ("MemoryError", "can't allocate memory", "Cannot allocate memory", "DefaultCPUAllocator")
 
