@@ -14,7 +14,7 @@ SANDBOX ?=
 CANVAS_ASSIGNMENT ?=
 CANVAS_ROSTER ?=
 
-.PHONY: grade test data classifier template solution bench calibrate venv sandbox-tools test-tools clean
+.PHONY: grade test data classifier template solution bench calibrate venv sandbox-tools seccomp-tools test-tools clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -36,11 +36,21 @@ define apt_install
 	  else echo "warning: not installed:$$missing (run: apt-get install$$missing)"; fi; fi
 endef
 
-sandbox-tools:
+sandbox-tools: seccomp-tools
 	$(call apt_install,bwrap:bubblewrap)
 
-test-tools:
+test-tools: seccomp-tools
 	$(call apt_install,bwrap:bubblewrap chromium:chromium)
+
+# libseccomp's Python bindings build the sandboxes' seccomp filter (autograder/execution/seccomp_filter.py); without
+# them the sandboxes run without one, which grading.log and the class summary say.
+seccomp-tools:
+	@if ! /usr/bin/python3 -c "import seccomp" >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "apt-get install python3-seccomp"; \
+	    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-seccomp >/dev/null; } || \
+	      echo "warning: apt-get install python3-seccomp failed"; \
+	  else echo "warning: not installed: python3-seccomp (run: apt-get install python3-seccomp)"; fi; fi
 
 data: $(DATA_STAMP)
 $(DATA_STAMP): | $(STAMP)

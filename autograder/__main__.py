@@ -18,7 +18,7 @@ from autograder.lab.demo import DEMO_DIR
 from autograder.lab.profiles import GRADING_PROFILE, get_profile
 from autograder.pipeline import GradeSettings, grade_class
 from autograder.results import (CANVAS_GRADEBOOK_CSV, GRADEBOOK_CSV, GRADING_LOG, REVIEW_CSV, REVIEW_DIR, REVIEW_HTML,
-                                Status)
+                                Status, clear_output_names)
 from autograder.scoring import DEFAULT_RUBRIC
 
 DEFAULTS = {
@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    clear_output_names(args.out, warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     handlers = [logging.FileHandler(args.out / GRADING_LOG, encoding="utf-8")]
     console = logging.StreamHandler(sys.stderr)    # warnings (e.g. a bad score in the review sheet) reach the user
     console.setLevel(logging.WARNING)

@@ -37,7 +37,7 @@ import yaml
 
 from autograder import GRADER_VERSION, STUDENT_TEMPLATE, scoring
 from autograder.discover import Submission, discover
-from autograder.execution import integrity, run
+from autograder.execution import integrity, run, sandbox as sandbox_module
 from autograder.execution.limits import Limits
 from autograder.execution.run import ExecutionResult
 from autograder.lab import classifier
@@ -50,7 +50,7 @@ from autograder.reports.writing import atomic_write_text
 from autograder.results import (CANVAS_GRADEBOOK_CSV, EXECUTED_NOTEBOOK, FEEDBACK_HTML, GRADEBOOK_CSV, MEASUREMENTS_JSON,
                                 RESULTS_JSON,
                                 ROW_FILE, SECRET_FILE, SIMILARITY_HTML, SUMMARY_HTML, GradeRow, ItemScore, Status,
-                                is_graded, plain_json)
+                                clear_output_names, is_graded, plain_json)
 
 log = logging.getLogger("autograder")
 
@@ -328,6 +328,7 @@ def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: 
 
 def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, progress: bool = True) -> list[GradeRow]:
     settings.out_dir.mkdir(parents=True, exist_ok=True)
+    clear_output_names(settings.out_dir, log.warning)
     rubric = scoring.load_rubric(settings.rubric_path)
     submissions = discover(submissions_dir)
     secret = probe_secret(settings.out_dir)
@@ -335,6 +336,9 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     questions = written_answers.load_questions(rubric) if rubric.manual_items else None
     log.info("grading %d submissions from %s into %s with %d job(s), sandbox=%s",
              len(submissions), submissions_dir, settings.out_dir, jobs, settings.sandbox)
+    unenforced = sandbox_module.unenforced_limits(settings.sandbox) if any(not s.problem for s in submissions) else []
+    for line in unenforced:
+        log.warning("limit not enforced on this machine: %s", line)
 
     rows: list[GradeRow] = []
     if any(not s.problem for s in submissions):
@@ -360,7 +364,7 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     table = [r.table_row() for r in rows]
     write_gradebook_csv(settings.out_dir / GRADEBOOK_CSV, table, rubric, manual_items=rubric.manual_items)
     write_review_and_canvas(settings, submissions, rows, rubric)
-    write_class_reports(settings.out_dir, submissions, table, rubric)
+    write_class_reports(settings.out_dir, submissions, table, rubric, unenforced)
     return rows
 
 
@@ -426,11 +430,13 @@ def write_review_and_canvas(settings: GradeSettings, submissions: list[Submissio
                   traceback.format_exc())
 
 
-def write_class_reports(out_dir: Path, submissions: list[Submission], rows: list[dict], rubric) -> None:
-    """OUT/similarity.html and OUT/summary.html (the summary links the other); a failure of either is logged and
-    never loses the grades written before them."""
+def write_class_reports(out_dir: Path, submissions: list[Submission], rows: list[dict], rubric,
+                        unenforced: list[str] = ()) -> None:
+    """OUT/similarity.html and OUT/summary.html (the summary links the other and lists the limits this machine could
+    not enforce); a failure of either is logged and never loses the grades written before them."""
     for name, write in ((SIMILARITY_HTML, lambda path: similarity.write_similarity_report(submissions, path)),
-                        (SUMMARY_HTML, lambda path: summary.write_summary_html(path, rows, rubric))):
+                        (SUMMARY_HTML, lambda path: summary.write_summary_html(path, rows, rubric,
+                                                                              unenforced=unenforced))):
         try:
             write(out_dir / name)
         except Exception:  # a report bug must not cost the grades

@@ -31,6 +31,28 @@ EXECUTED_NOTEBOOK = "executed.ipynb"            # the notebook as it ran in the 
 RESULTS_JSON = "results.json"                   # Gradescope's results format
 FEEDBACK_HTML = "feedback.html"                 # the student's feedback page
 MEASUREMENTS_JSON = "measurements.json"         # what the grader measured of the student's models (for staff)
+# every name the run itself writes directly in OUT/ (a submission's folder OUT/<id>/ may be none of them)
+OUT_NAMES = (GRADEBOOK_CSV, CANVAS_GRADEBOOK_CSV, GRADING_LOG, SUMMARY_HTML, SIMILARITY_HTML, SECRET_FILE, REVIEW_DIR)
+OUT_FOLDERS = (REVIEW_DIR,)
+
+
+def clear_output_names(out_dir, warn=print) -> list[str]:
+    """Moves aside what stands where the run writes its own files: a folder named like one of its files (left by an
+    older version, which made a submission's folder of `gradebook.csv`), or a file named like its folders. Returns
+    the new names; `warn(message)` is told about each."""
+    import time
+    from pathlib import Path
+
+    moved = []
+    for name in OUT_NAMES:
+        path = Path(out_dir) / name
+        wrong = path.is_dir() if name not in OUT_FOLDERS else (path.exists() and not path.is_dir())
+        if path.is_symlink() or wrong:
+            aside = path.with_name(f"{name}.moved-{time.strftime('%Y%m%d-%H%M%S')}")
+            path.rename(aside)
+            moved.append(aside.name)
+            warn(f"{path} was in the way of the grader's own {name} and was renamed {aside.name}")
+    return moved
 
 
 # --- statuses ----------------------------------------------------------------------------------------------------

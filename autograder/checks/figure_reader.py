@@ -7,6 +7,12 @@ arranged by the axes' positions in rows and columns. A subplot grid with empty c
 False). When every image of a grid carries its grey levels (`pixels`, recorded in the kernel), the grid also has its
 tiles (rows, cols, 28, 28) in [0, 1], rows top to bottom as displayed; the empty cells of an incomplete subplot grid
 are blank and marked in `filled`. Pixels are plain bytes inflated to exactly the expected size, never unpickled.
+
+The grader's memory is bounded whatever the figures claim: a pixels string is refused before decoding past
+MAX_ENCODED_CHARS or MAX_DECODED_PIXELS, and a `Budget` caps what one reading decodes in all, per figure
+(MAX_FIGURE_PIXELS), per cell (MAX_CELL_PIXELS) and for the submission (MAX_SUBMISSION_PIXELS): images past a cap are
+not decoded (their grid has no tiles). Decoded pixels are kept as uint8 (`Grid.pixels`); `Grid.tiles` gives them in
+[0, 1] as float32 when a check needs them.
 """
 from __future__ import annotations
 
@@ -21,6 +27,10 @@ import numpy as np
 DIGIT_SIDE = 28
 MAX_ENCODED_CHARS = 4_000_000      # a pixels string longer than this is refused before decoding
 MAX_DECODED_PIXELS = 1_000_000     # and so is one that would decode to more pixels
+MAX_FIGURE_PIXELS = 4_000_000      # decoded in all for one figure (a 15x15 grid of digits is about 0.2 M)
+MAX_CELL_PIXELS = 8_000_000        # for the figures of one cell
+MAX_SUBMISSION_PIXELS = 16_000_000  # for all the figures of a submission, in one reading (16 MB as uint8)
+MAX_SIDE = 10_000                  # an image taller or wider than this is not read as a grid of digits
 OTHER_MODEL_WORDS = ("autoencoder", "auto-encoder", "pca", "principal component")
 VAE_WORDS = ("vae", "variational")
 POSITION_TOLERANCE = 0.01          # axes whose positions differ by less are in the same row (column)
@@ -97,6 +107,34 @@ def line_xy(line: dict) -> tuple[np.ndarray, np.ndarray]:
 
 # --- pixels ------------------------------------------------------------------------------------------------------
 
+class Budget:
+    """How many values one reading of the figures may still decode: per figure, per cell and in all."""
+
+    def __init__(self, total: int = MAX_SUBMISSION_PIXELS, per_figure: int = MAX_FIGURE_PIXELS,
+                 per_cell: int = MAX_CELL_PIXELS):
+        self.left, self.per_figure, self.per_cell = total, per_figure, per_cell
+        self.figures: dict = {}
+        self.cells: dict = {}
+
+    def take(self, count: int, figure=None, cell=None) -> bool:
+        """Reserve `count` values for figure `figure` of cell `cell`; False (nothing reserved) past any cap."""
+        in_figure = self.figures.get(figure, 0) + count
+        in_cell = self.cells.get(cell, 0) + count
+        if count > self.left or in_figure > self.per_figure or in_cell > self.per_cell:
+            return False
+        self.left -= count
+        self.figures[figure], self.cells[cell] = in_figure, in_cell
+        return True
+
+
+def _declared_count(shape) -> int | None:
+    try:
+        count = math.prod(int(d) for d in shape)
+    except (TypeError, ValueError):
+        return None
+    return count if count > 0 else None
+
+
 def decode_array(encoded, shape, dtype=np.uint8) -> np.ndarray | None:
     """An array of `shape` and `dtype` (uint8 pixels, float32 scatter points) from the kernel recorder's
     encode_uint8 text, or None when the text is not exactly that (bad base64 or zlib, wrong size, too large).
@@ -125,15 +163,24 @@ def decode_uint8(encoded, shape) -> np.ndarray | None:
     return decode_array(encoded, shape, np.uint8)
 
 
-def image_grey(image: dict) -> np.ndarray | None:
-    """(h, w) grey levels in [0, 1] of a harvested image description, None without (valid) pixels."""
+def image_pixels(image: dict, budget: Budget | None = None, figure=None, cell=None) -> np.ndarray | None:
+    """(h, w) uint8 grey levels of a harvested image description, None without (valid) pixels or past the budget
+    (checked on the declared shape, before anything is decoded)."""
     pixels = image.get("pixels") if isinstance(image, dict) else None
     if not isinstance(pixels, dict):
         return None
     shape = pixels.get("shape")
     if not isinstance(shape, list) or len(shape) != 2 or list(shape) != list(image.get("shape") or [])[:2]:
         return None
-    array = decode_uint8(pixels.get("zlib_base64"), shape)
+    count = _declared_count(shape)
+    if count is None or count > MAX_DECODED_PIXELS or (budget is not None and not budget.take(count, figure, cell)):
+        return None
+    return decode_uint8(pixels.get("zlib_base64"), shape)
+
+
+def image_grey(image: dict) -> np.ndarray | None:
+    """(h, w) grey levels in [0, 1] of a harvested image description, None without (valid) pixels."""
+    array = image_pixels(image)
     return None if array is None else array.astype(np.float64) / 255.0
 
 
@@ -216,8 +263,13 @@ class Grid:
     shape: list | None = None       # stitched: the picture's [h, w]
     axes: int = 0                   # subplots: how many axes show one 28x28 image
     complete: bool = True           # subplots: every cell of rows x cols holds one image
-    tiles: np.ndarray | None = field(default=None, repr=False)    # (rows, cols, 28, 28) in [0, 1], or None
+    pixels: np.ndarray | None = field(default=None, repr=False)   # (rows, cols, 28, 28) uint8, or None
     filled: np.ndarray | None = field(default=None, repr=False)   # (rows, cols) bool: the cell holds an image
+
+    @property
+    def tiles(self) -> np.ndarray | None:
+        """The tiles in [0, 1] (float32, made on each call from the uint8 pixels), or None."""
+        return None if self.pixels is None else self.pixels.astype(np.float32) / np.float32(255.0)
 
     def summary(self) -> dict:
         """Plain data for a check's details and messages."""
@@ -228,50 +280,72 @@ class Grid:
                 "complete": self.complete}
 
 
-def read_grids(figures: list, max_pad: int = 4) -> list[Grid]:
+def read_grids(figures: list, max_pad: int = 4, budget: Budget | None = None) -> list[Grid]:
     """Every grid of 28x28 digits drawn, in the order of the figures' axes (stitched images), then the subplot grids
-    (in the order of their figures)."""
+    (in the order of their figures). What is decoded counts against `budget` (a fresh Budget() by default)."""
+    budget = budget if budget is not None else Budget()
     grids = []
     singles: dict[int, list[tuple[list, dict]]] = {}
     titles: dict[int, str] = {}
     for index, figure, axes in all_axes(figures):
+        cell = figure.get("cell")
         titles.setdefault(index, figure_title(figure))
         images = [image for image in axes.get("images") or [] if isinstance(image, dict)]
         for image in images:
             shape = list(image.get("shape") or [])
-            if len(shape) < 2:
+            try:
+                h, w = int(shape[0]), int(shape[1])
+            except (TypeError, ValueError, IndexError, OverflowError):
                 continue
-            h, w = int(shape[0]), int(shape[1])
+            if not (0 < h <= MAX_SIDE and 0 < w <= MAX_SIDE):
+                continue
             if (h, w) == (DIGIT_SIDE, DIGIT_SIDE):
                 if len(images) == 1:
                     singles.setdefault(index, []).append((list(axes.get("position") or [0, 0, 0, 0]), image))
                 continue
             rows, cols = tile_count(h, max_pad), tile_count(w, max_pad)
             if rows and cols and rows * cols >= 2:
-                grey = image_grey(image)
+                grey = image_pixels(image, budget, index, cell)
                 tiles = cut_tiles(grey, rows, cols, max_pad) if grey is not None else None
-                grids.append(Grid(rows, cols, "stitched", index, titles[index], shape=[h, w], tiles=tiles,
+                grids.append(Grid(rows, cols, "stitched", index, titles[index], shape=[h, w], pixels=tiles,
                                   filled=np.ones((rows, cols), dtype=bool) if tiles is not None else None))
     for index, entries in singles.items():
         if len(entries) >= 2:
-            grids.append(_subplot_grid(index, titles[index], entries))
+            cell = figures[index].get("cell") if isinstance(figures[index], dict) else None
+            grids.append(_subplot_grid(index, titles[index], entries, budget, cell))
     return grids
 
 
-def _subplot_grid(index: int, title: str, entries: list[tuple[list, dict]]) -> Grid:
+def _coordinate(position, index: int) -> float:
+    try:
+        value = float(position[index])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def _subplot_grid(index: int, title: str, entries: list[tuple[list, dict]], budget: Budget | None = None,
+                  cell=None) -> Grid:
     """Axes each showing one 28x28 image, placed by their positions (figure y grows upwards: the top row has the
     largest y)."""
-    ys, xs = [float(p[1]) for p, _ in entries], [float(p[0]) for p, _ in entries]
+    ys, xs = [_coordinate(p, 1) for p, _ in entries], [_coordinate(p, 0) for p, _ in entries]
     row_of, col_of = cluster_index(ys), cluster_index(xs)
     rows, cols = max(row_of) + 1, max(col_of) + 1
-    greys = [image_grey(image) for _, image in entries]
     cells = {(rows - 1 - r, c) for r, c in zip(row_of, col_of)}
     grid = Grid(rows, cols, "subplots", index, title, axes=len(entries), complete=rows * cols == len(entries))
-    if all(grey is not None for grey in greys):
-        grid.tiles = np.zeros((rows, cols, DIGIT_SIDE, DIGIT_SIDE))
+    if rows * cols * DIGIT_SIDE * DIGIT_SIDE > MAX_FIGURE_PIXELS:      # the grid itself would be too large
+        return grid
+    greys = []
+    for _, image in entries:
+        grey = image_pixels(image, budget, index, cell)
+        if grey is None:
+            return grid
+        greys.append(grey)
+    if greys:
+        grid.pixels = np.zeros((rows, cols, DIGIT_SIDE, DIGIT_SIDE), dtype=np.uint8)
         grid.filled = np.zeros((rows, cols), dtype=bool)
         for grey, r, c in zip(greys, row_of, col_of):
-            grid.tiles[rows - 1 - r, c] = grey
+            grid.pixels[rows - 1 - r, c] = grey
             grid.filled[rows - 1 - r, c] = True
         grid.complete = grid.complete and len(cells) == len(entries)
     return grid

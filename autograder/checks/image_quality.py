@@ -94,7 +94,9 @@ def as_mnist_polarity(tiles: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def _grid(tiles: np.ndarray, kind: str, figure: int | None, title: str, filled: np.ndarray | None = None) -> TileGrid:
-    tiles, inverted = as_mnist_polarity(np.asarray(tiles, dtype=np.float64))
+    tiles = np.asarray(tiles)
+    tiles = tiles.astype(np.float32) / np.float32(255.0) if tiles.dtype == np.uint8 else tiles.astype(np.float64)
+    tiles, inverted = as_mnist_polarity(tiles)
     return TileGrid(tiles, kind, figure, title, inverted, filled)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autograder.checks.figure_reader import Grid, all_axes, decode_array, read_grids
+from autograder.checks.figure_reader import Budget, Grid, all_axes, decode_array, read_grids
 from autograder.checks.registry import ProbeMissing, probe
 
 TILE_RESIDUAL_MAX = 0.1        # a tile fitted by a decoder output within this fraction of its spread is that output
@@ -54,7 +54,7 @@ def tied_grids(figures: list, matches, where: str, max_pad: int = 4) -> list[Tie
     tied = []
     for grid in read_grids(figures, max_pad):
         match = by_grid.get((grid.figure, grid.kind, grid.rows, grid.cols))
-        if grid.tiles is None or match is None:
+        if grid.pixels is None or match is None:
             continue
         residual = np.asarray(match["residual"], np.float64).reshape(grid.rows, grid.cols)
         place = np.asarray(match[where], np.float64).reshape(grid.rows, grid.cols, -1)
@@ -76,8 +76,15 @@ def untied_note(grids: list[TiedGrid]) -> str:
 
 # --- scatters ----------------------------------------------------------------------------------------------------
 
-def _decoded(entry, dtype) -> np.ndarray | None:
+def _decoded(entry, dtype, budget: Budget, figure=None) -> np.ndarray | None:
+    """The array, or None when it is not one or the reading's budget is spent (checked before decoding)."""
     if not isinstance(entry, dict):
+        return None
+    try:
+        count = int(np.prod([int(d) for d in entry.get("shape") or []], dtype=np.int64))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if count <= 0 or not budget.take(count, figure):
         return None
     return decode_array(entry.get("zlib_base64"), entry.get("shape"), dtype)
 
@@ -96,11 +103,12 @@ def scatters(figures: list) -> list[Scatter]:
     """Candidate latent scatters with their points: every axes (its scatters together: one scatter per digit is
     fine), and every figure whose axes each hold scatters, as a whole (one subplot per digit)."""
     per_axes, per_figure = [], {}
+    budget = Budget()
     for index, figure, axes in all_axes(figures):
         parts = []
         for number, scatter in enumerate(s for s in axes.get("scatters") or [] if isinstance(s, dict)):
-            points = _decoded(scatter.get("points"), np.float32)
-            groups = _decoded(scatter.get("groups"), np.uint8)
+            points = _decoded(scatter.get("points"), np.float32, budget, index)
+            groups = _decoded(scatter.get("groups"), np.uint8, budget, index)
             if points is None or groups is None or len(points) != len(groups):
                 continue
             parts.append((points.reshape(-1, 2).astype(np.float64), number * 256 + groups.astype(np.int64)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from autograder.results import OUT_NAMES
+
 # Canvas's "Download Submissions" names: <name>[_LATE]_<Canvas user id>_<attachment id>_<original name>
 CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)(?:_LATE)?_(?P<user_id>\d+)_(?P<attachment_id>\d+)_(?P<original>.+)$")
 ASSIGNMENT_PREFIX = re.compile(r"^assignment\s*\d*[\s_-]+", re.IGNORECASE)
@@ -19,8 +21,19 @@ def student_name(stem: str) -> str:
     return name or stem
 
 
+# names a folder must not have: the run's own outputs in OUT/, and names Windows reserves (OUT/ gets zipped and
+# opened there)
+WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+RESERVED = {name.lower() for name in OUT_NAMES} | WINDOWS_RESERVED
+MAX_ID = 80
+
+
 def safe_id(name: str) -> str:
-    """ASCII letters, digits, '-', '_' and '.' only, never empty, never starting with a dot."""
+    """ASCII letters, digits, '-' and '_' only (no dots: no hidden names, no extensions), starting and ending with a
+    letter or digit, at most MAX_ID characters, never empty and never a reserved name (the run's own outputs,
+    Windows device names): `submission_<name>` then."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._") or "submission"
-    return cleaned[:80]
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_name).strip("_-")[:MAX_ID].strip("_-") or "submission"
+    if cleaned.lower() in RESERVED:
+        cleaned = f"submission_{cleaned}"
+    return cleaned

@@ -6,22 +6,37 @@ A submission is one of
 - an archive `NAME.zip` (graded, with the rubric's archive penalty: seed 000 asks for no archives).
 Student ids come from the names: seed 003's `Assignment1 FirstName LastName.ipynb` gives `FirstName LastName`,
 Canvas exports (`lastfirst_LATE_123_456_original name.ipynb`) give the Canvas login (autograder/discover/names.py).
-Ids are made safe for file names (`submission` column, `OUT/<submission>/`) and unique; the original name is kept
-for display.
+Ids are made safe for file names (`submission` column, `OUT/<submission>/`): no dots, never one of the run's own
+output names, unique (case-insensitively); the original name is kept for display.
+
+Regular files only: every entry is examined with lstat, never followed. A symbolic link, device, named pipe or
+socket anywhere in a submission (the entry itself, a file in a student's folder, the PDF beside a notebook, an
+archive member) makes that submission `invalid` with a reason, and `integrity_attempt` when it points at another
+submission. Every read is bounded: the notebook's bytes (MAX_NOTEBOOK_BYTES), the JSON values they may expand into
+(reading.MAX_JSON_VALUES), the entries of a folder (MAX_FOLDER_ENTRIES) and of an archive (MAX_ARCHIVE_MEMBERS,
+counted from its end record before the archive's directory is parsed), the archive's size (MAX_ARCHIVE_BYTES).
 """
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.discover import reading
 from autograder.discover.names import safe_id, student_name
+from autograder.execution.integrity import FLAG_PREFIX, INTEGRITY_FLAG
 
 NOTEBOOK_SUFFIX = ".ipynb"
 REPORT_SUFFIX = ".pdf"
 ARCHIVE_SUFFIXES = (".zip",)
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024  # a lab notebook with every figure is a few MB
+MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
+MAX_ARCHIVE_MEMBERS = 10_000
+MAX_FOLDER_ENTRIES = 10_000
+MAX_LINK_TARGET_BYTES = 4096
 
 # flags of a submission (the rubric may penalise any of them)
 ARCHIVE_FLAG = "archive_submission"
@@ -40,24 +55,31 @@ class Submission:
     problem: str | None = None    # why nothing can be graded; the submission still gets a row and a report
 
     def notebook_bytes(self) -> bytes:
-        """The notebook's bytes, wherever it lives. Raises OSError/zipfile errors for the caller to turn into a status."""
+        """The notebook's bytes, wherever it lives, read with bounds and without following links. Raises OSError,
+        ValueError (reading.ReadError: too large, not a regular file, too many JSON values) or zipfile errors for the
+        caller to turn into a status."""
         if self.source.suffix.lower() in ARCHIVE_SUFFIXES:
-            with zipfile.ZipFile(self.source) as archive:
+            with _open_archive(self.source) as archive:
                 info = archive.getinfo(self.notebook_member)
                 if info.file_size > MAX_NOTEBOOK_BYTES:
                     raise ValueError(f"{self.notebook_member} is {info.file_size} bytes once unpacked: too large")
-                return archive.read(info)
-        path = self.source / self.notebook_member if self.notebook_member else self.source
-        if path.stat().st_size > MAX_NOTEBOOK_BYTES:
-            raise ValueError(f"{path.name} is {path.stat().st_size} bytes: too large for a notebook")
-        return path.read_bytes()
+                with archive.open(info) as member:
+                    data = member.read(MAX_NOTEBOOK_BYTES + 1)
+                if len(data) > MAX_NOTEBOOK_BYTES:
+                    raise ValueError(f"{self.notebook_member} is more than {MAX_NOTEBOOK_BYTES} bytes once unpacked")
+        elif self.notebook_member:
+            data = reading.read_beneath(self.source, self.notebook_member, MAX_NOTEBOOK_BYTES)
+        else:
+            data = reading.read_regular(self.source, MAX_NOTEBOOK_BYTES)
+        reading.check_json_size(data, what="the notebook")
+        return data
 
     def content_digest(self) -> str:
         """sha256 of what is graded plus the flags that change the score; '' when there is nothing to read."""
         digest = hashlib.sha256()
         try:
             digest.update(self.notebook_bytes() if self.notebook_member is not None else b"")
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, RuntimeError, EOFError):
             digest.update(b"<unreadable>")
         digest.update(repr(sorted(self.flags)).encode())
         digest.update((self.problem or "").encode())
@@ -68,18 +90,138 @@ def _is_ignored(path: Path) -> bool:
     return path.name in IGNORED_NAMES or path.name.startswith(".") or path.name.startswith("~$")
 
 
-def _notebooks_in_folder(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*" + NOTEBOOK_SUFFIX)
-                  if not any(part in IGNORED_NAMES or part.startswith(".") for part in p.relative_to(folder).parts))
+def _skipped(parts) -> bool:
+    return any(part in IGNORED_NAMES or part.startswith(".") for part in parts)
 
 
-def _notebooks_in_zip(archive_path: Path) -> tuple[list[str], bool]:
-    with zipfile.ZipFile(archive_path) as archive:
-        names = archive.namelist()
-    notebooks = sorted(n for n in names if n.lower().endswith(NOTEBOOK_SUFFIX)
-                       and not any(part in IGNORED_NAMES or part.startswith(".") for part in n.split("/")))
-    has_pdf = any(n.lower().endswith(REPORT_SUFFIX) for n in names)
-    return notebooks, has_pdf
+class _Special(Exception):
+    """A link, device, pipe or socket in a submission: `problem` for the student, `flags` when it points at another
+    submission."""
+
+    def __init__(self, problem: str, flags: frozenset = frozenset()):
+        super().__init__(problem)
+        self.problem, self.flags = problem, flags
+
+
+def _other_submission(target: str, own: Path, root: Path) -> str | None:
+    """The entry of the submissions folder (not `own`) that a link's target names or lies in, or None. Both the
+    target as written (normalised) and as resolved are looked at: a link to a link still points at a submission."""
+    try:
+        base = Path(os.path.realpath(root))
+        own_real = Path(os.path.realpath(own.parent)) / own.name
+        candidates = [Path(os.path.normpath(os.path.join(os.path.realpath(Path(target).parent), Path(target).name))),
+                      Path(os.path.realpath(target))]
+    except (OSError, ValueError):
+        return None
+    for resolved in candidates:
+        if resolved == own_real or own_real in resolved.parents:
+            continue
+        if resolved == base:
+            return "the submissions folder itself"
+        if base in resolved.parents:
+            return resolved.relative_to(base).parts[0]
+    return None
+
+
+def _special(path: Path, info: os.stat_result, shown: str, own: Path, root: Path) -> _Special:
+    kind = reading.special_kind(info.st_mode)
+    problem = (f"'{shown}' is {kind}, not a regular file: the grader reads regular files only. Submit the notebook "
+               "itself (a copy, not a link)")
+    flags = frozenset()
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = ""
+        other = _other_submission(str(path.parent / target), own, root) if target else None
+        if other is not None:
+            flags = frozenset({INTEGRITY_FLAG, f"{FLAG_PREFIX}'{shown}' is a link to another submission ({other})"})
+            problem += f"; it points at another submission ({other})"
+        elif target:
+            problem += f" (it points at {target[:120]})"
+    return _Special(problem, flags)
+
+
+def _folder_files(folder: Path, root: Path) -> list[str]:
+    """The regular files under a student's folder (relative paths); _Special for anything else found anywhere in it,
+    ValueError for a folder with more than MAX_FOLDER_ENTRIES entries."""
+    files, stack, seen = [], [Path()], 0
+    while stack:
+        relative = stack.pop()
+        with os.scandir(folder / relative) as entries:
+            for entry in entries:
+                seen += 1
+                if seen > MAX_FOLDER_ENTRIES:
+                    raise ValueError(f"folder '{folder.name}' holds more than {MAX_FOLDER_ENTRIES} files: submit only "
+                                     "the notebook and the PDF report")
+                info = entry.stat(follow_symlinks=False)
+                path = relative / entry.name
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append(path)
+                elif stat.S_ISREG(info.st_mode):
+                    files.append(str(path))
+                else:
+                    raise _special(folder / path, info, f"{folder.name}/{path}", folder, root)
+    return sorted(files)
+
+
+def _open_archive(path: Path) -> zipfile.ZipFile:
+    """The archive, opened without following links, its size and member count checked before its directory is read."""
+    fd = reading.open_regular(path)
+    handle = os.fdopen(fd, "rb")
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_ARCHIVE_BYTES:
+            raise ValueError(f"'{path.name}' is {size:,} bytes, more than the {MAX_ARCHIVE_BYTES:,} the grader reads")
+        end = zipfile._EndRecData(handle)        # the end record: how many members, before zipfile lists them
+        if end is None:
+            raise zipfile.BadZipFile("File is not a zip file")
+        if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_ARCHIVE_MEMBERS:
+            raise ValueError(f"'{path.name}' holds {end[zipfile._ECD_ENTRIES_TOTAL]} files, more than "
+                             f"{MAX_ARCHIVE_MEMBERS}: submit only the notebook and the PDF report")
+        handle.seek(0)
+        return zipfile.ZipFile(handle)
+    except BaseException:
+        handle.close()
+        raise
+
+
+ZIP_UNIX = 3
+SPECIAL_TYPES = (stat.S_IFLNK, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK)
+
+
+def _archive_names(archive_path: Path, root: Path) -> list[str]:
+    """The archive's member names; _Special for a member that is a link, device, pipe or socket."""
+    with _open_archive(archive_path) as archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ARCHIVE_MEMBERS:
+            raise ValueError(f"'{archive_path.name}' holds more than {MAX_ARCHIVE_MEMBERS} files")
+        for info in infos:
+            mode = info.external_attr >> 16
+            if info.create_system != ZIP_UNIX or stat.S_IFMT(mode) not in SPECIAL_TYPES:
+                continue                 # a regular file or a folder (or no type recorded: zipfile's own writes)
+            shown = f"{archive_path.name}: {info.filename[:120]}"
+            flags, problem = frozenset(), (f"'{shown}' is {reading.special_kind(mode)}, not a regular file: the "
+                                           "grader reads regular files only. Zip the notebook itself")
+            if stat.S_ISLNK(mode) and info.file_size <= MAX_LINK_TARGET_BYTES:
+                with archive.open(info) as member:
+                    target = member.read(MAX_LINK_TARGET_BYTES).decode("utf-8", "replace")
+                parts = set(Path(target).parts)
+                other = _other_submission(str(archive_path.parent / target), archive_path, root) or next(
+                    (p.name for p in _entries(root) if p.name in parts and p != archive_path), None)
+                if other is not None:
+                    flags = frozenset({INTEGRITY_FLAG, f"{FLAG_PREFIX}'{shown}' is a link to another submission "
+                                                       f"({other})"})
+                    problem += f"; it points at another submission ({other})"
+            raise _Special(problem, flags)
+        return [info.filename for info in infos]
+
+
+def _entries(root: Path) -> list[Path]:
+    try:
+        return sorted(root.iterdir())
+    except OSError:
+        return []
 
 
 def _one_notebook(candidates: list[str], where: str) -> tuple[str | None, str | None]:
@@ -91,46 +233,84 @@ def _one_notebook(candidates: list[str], where: str) -> tuple[str | None, str | 
                   "notebook so the grader knows which to run")
 
 
-def describe(path: Path) -> Submission | None:
-    """One entry of the submissions folder -> a Submission (None for entries that are not submissions)."""
+def _is_submission_name(path: Path, info: os.stat_result) -> bool:
+    """Whether an entry of the submissions folder would be a submission were it regular: a notebook, an archive,
+    a folder, or a link or special file with such a name or no suffix (a linked folder)."""
     suffix = path.suffix.lower()
-    if path.is_dir():
-        name = path.name
-        member, problem = _one_notebook(_notebooks_in_folder(path), f"folder '{path.name}'")
-        has_pdf = any(p.suffix.lower() == REPORT_SUFFIX for p in path.rglob("*"))
-        flags = {PDF_PRESENT_FLAG if has_pdf else PDF_MISSING_FLAG}
-    elif suffix == NOTEBOOK_SUFFIX:
-        name = path.stem
-        member, problem = "", None
-        has_pdf = any(p.suffix.lower() == REPORT_SUFFIX and p.stem == path.stem for p in path.parent.iterdir())
-        flags = {PDF_PRESENT_FLAG if has_pdf else PDF_MISSING_FLAG}
-    elif suffix in ARCHIVE_SUFFIXES:
-        name = path.stem
-        flags = {ARCHIVE_FLAG}
-        try:
-            notebooks, has_pdf = _notebooks_in_zip(path)
-            member, problem = _one_notebook(notebooks, f"archive '{path.name}'")
-            flags.add(PDF_PRESENT_FLAG if has_pdf else PDF_MISSING_FLAG)
-        except (zipfile.BadZipFile, OSError) as error:
-            member, problem = None, f"'{path.name}' is not a readable zip archive ({error}): submit the .ipynb itself"
-    else:
+    if suffix == NOTEBOOK_SUFFIX or suffix in ARCHIVE_SUFFIXES or stat.S_ISDIR(info.st_mode):
+        return True
+    return not stat.S_ISREG(info.st_mode) and suffix == ""
+
+
+def describe(path: Path, root: Path | None = None) -> Submission | None:
+    """One entry of the submissions folder -> a Submission (None for entries that are not submissions)."""
+    root = Path(root) if root is not None else path.parent
+    info = os.lstat(path)
+    if not _is_submission_name(path, info):
         return None
+    suffix = path.suffix.lower()
+    is_folder = stat.S_ISDIR(info.st_mode)
+    name = path.name if is_folder or suffix not in (NOTEBOOK_SUFFIX, *ARCHIVE_SUFFIXES) else path.stem
+    flags: set = set()
+    member, problem = None, None
+    try:
+        if reading.special_kind(info.st_mode):
+            raise _special(path, info, path.name, path, root)
+        if is_folder:
+            files = _folder_files(path, root)
+            notebooks = [f for f in files if f.lower().endswith(NOTEBOOK_SUFFIX) and not _skipped(Path(f).parts)]
+            member, problem = _one_notebook(notebooks, f"folder '{path.name}'")
+            has_pdf = any(f.lower().endswith(REPORT_SUFFIX) for f in files)
+            flags.add(PDF_PRESENT_FLAG if has_pdf else PDF_MISSING_FLAG)
+        elif suffix == NOTEBOOK_SUFFIX:
+            member = ""
+            has_pdf = False
+            for sibling in _entries(path.parent):
+                if sibling.suffix.lower() == REPORT_SUFFIX and sibling.stem == path.stem:
+                    sibling_info = os.lstat(sibling)
+                    if reading.special_kind(sibling_info.st_mode):
+                        raise _special(sibling, sibling_info, sibling.name, sibling, root)
+                    has_pdf = True
+            flags.add(PDF_PRESENT_FLAG if has_pdf else PDF_MISSING_FLAG)
+        else:
+            flags.add(ARCHIVE_FLAG)
+            try:
+                names = _archive_names(path, root)
+                notebooks = sorted(n for n in names if n.lower().endswith(NOTEBOOK_SUFFIX)
+                                   and not _skipped(n.split("/")))
+                member, problem = _one_notebook(notebooks, f"archive '{path.name}'")
+                flags.add(PDF_PRESENT_FLAG if any(n.lower().endswith(REPORT_SUFFIX) for n in names)
+                          else PDF_MISSING_FLAG)
+            except (zipfile.BadZipFile, OSError, EOFError, RuntimeError) as error:
+                member, problem = None, (f"'{path.name}' is not a readable zip archive ({error}): submit the .ipynb "
+                                         "itself")
+    except _Special as special:
+        member, problem = None, special.problem
+        flags |= set(special.flags)
+    except (ValueError, OSError) as error:
+        member, problem = None, f"'{path.name}' could not be read ({error})"
     return Submission(submission_id=safe_id(student_name(name)), display_name=student_name(name), source=path,
                       notebook_member=member, flags=frozenset(flags), problem=problem)
 
 
 def discover(submissions_dir: Path) -> list[Submission]:
-    """Every submission in the folder, sorted by id, ids made unique with a numeric suffix."""
+    """Every submission in the folder, sorted by id, ids made unique (case-insensitively) with a numeric suffix that
+    never takes another submission's own id."""
     submissions_dir = Path(submissions_dir)
     if not submissions_dir.is_dir():
         raise FileNotFoundError(f"submissions folder '{submissions_dir}' does not exist: pass SUBMISSIONS=<folder>")
-    found = [s for p in sorted(submissions_dir.iterdir()) if not _is_ignored(p) and (s := describe(p)) is not None]
-    seen: dict[str, int] = {}
+    found = [s for p in _entries(submissions_dir) if not _is_ignored(p) and (s := describe(p, submissions_dir))
+             is not None]
+    natural = {s.submission_id.lower() for s in found}
+    used: set[str] = set()
     unique = []
     for submission in sorted(found, key=lambda s: (s.submission_id.lower(), str(s.source))):
-        count = seen.get(submission.submission_id.lower(), 0)
-        seen[submission.submission_id.lower()] = count + 1
-        if count:
-            submission = Submission(**{**submission.__dict__, "submission_id": f"{submission.submission_id}-{count + 1}"})
+        chosen, count = submission.submission_id, 1
+        while chosen.lower() in used or (count > 1 and chosen.lower() in natural):
+            count += 1
+            chosen = f"{submission.submission_id}-{count}"
+        used.add(chosen.lower())
+        if chosen != submission.submission_id:
+            submission = Submission(**{**submission.__dict__, "submission_id": chosen})
         unique.append(submission)
     return unique

@@ -5,14 +5,22 @@ Why these defaults (the lab trains small MLPs on MNIST with the GRADING profile,
   minutes); 1 minute of that budget is kept for the grader's export cell, so a notebook that runs out of time still
   exports what it trained, and its functions are still probed (later parts still earn credit). Probing happens
   after the notebook, in its own process: at most probe_call_s per call and probe_total_s in all.
-- Memory: RLIMIT_DATA (private writable memory: heap, anonymous mmap), 4 GiB per process. Not RLIMIT_AS: importing
-  torch alone maps about 3.5 GB of virtual address space (VmSize) for about 1 GB of data (VmData), so an address
-  space limit either breaks `import torch` or is too loose to mean anything.
-- Processes: RLIMIT_NPROC 256. The kernel counts it per real uid, and never for root, so in the bwrap sandbox each
-  submission runs as its own unprivileged uid (see sandbox.py); without bwrap it is best effort.
+- Memory: 4 GiB for the whole submission: every process of its sandbox together, with the pages of its /tmp,
+  /dev/shm and work folder (all tmpfs), and no swap, held by a control group (execution/cgroups.py; the probe server
+  has its own group with the same limits). Per process, RLIMIT_DATA (private writable memory: heap, anonymous mmap)
+  3 GiB, below the group's limit so that one runaway allocation is a MemoryError in the notebook rather than the
+  kernel being killed. Not RLIMIT_AS: importing torch alone maps about 3.5 GB of virtual address space (VmSize) for
+  about 1 GB of data (VmData), so an address space limit either breaks `import torch` or is too loose to mean
+  anything. Without control groups only RLIMIT_DATA holds (the run says so).
+- Processes: RLIMIT_NPROC 256 for the kernel's uid (the kernel counts it per real uid, and never for root, so in
+  the bwrap sandbox each submission runs as its own unprivileged uid, see sandbox.py); the control group allows 256 +
+  64 processes and threads for the whole sandbox (the runner's own included).
 - Files: RLIMIT_FSIZE 512 MiB per file; the sandbox's /tmp and /dev/shm are tmpfs capped at 1 GiB each.
-- Disk: the submission's folder (the only place on disk it can write) may hold 2 GiB in at most 100,000 files; the
-  grader measures it while the notebook runs and kills the kernel past that (the lab writes no files at all).
+- Disk: the submission's folder (the only place on disk it can write) is a tmpfs of 2 GiB and 100,000 inodes
+  (execution/workspace.py), so files deleted while open count too; where the grader cannot mount one (not root) it
+  measures the folder while the notebook runs and kills the kernel past that (the lab writes no files at all).
+- Stalls: a process stopped or blocked, or the whole group sitting at its memory limit, is noticed within seconds
+  (execution/stall.py) and the kernel killed: status kernel_died, with the reason.
 - CPU: RLIMIT_CPU is only a backstop (per process); the wall-clock limits above are what stop a notebook.
 - Threads: 1 BLAS/OpenMP thread per kernel by default, so `--jobs` parallel submissions don't oversubscribe cores.
 - Output: text kept per cell 1 MiB, all student outputs 50 MiB; past that outputs are dropped with a note. The
@@ -38,8 +46,10 @@ class Limits:
     probe_total_s: float = 300.0  # all the probes of one submission
     interrupt_grace_s: float = 10.0  # after SIGINT, how long a cell has to stop before the kernel is killed
     startup_grace_s: float = 120.0  # kernel start and runner overhead, on top of notebook_timeout_s (hard kill)
-    memory_bytes: int = 4 * GiB  # RLIMIT_DATA per process
-    max_processes: int = 256  # RLIMIT_NPROC for the submission's uid
+    memory_bytes: int = 3 * GiB  # RLIMIT_DATA per process
+    group_memory_bytes: int = 4 * GiB  # every process of one sandbox together, tmpfs pages included, no swap
+    max_processes: int = 256  # RLIMIT_NPROC for the submission's (kernel's) uid
+    runner_tasks: int = 64  # processes and threads of the runner and bwrap, on top of max_processes in the group
     max_file_bytes: int = 512 * MiB  # RLIMIT_FSIZE
     max_open_files: int = 1024  # RLIMIT_NOFILE
     tmpfs_bytes: int = 1 * GiB  # size of the sandbox's /tmp and /dev/shm
@@ -55,6 +65,11 @@ class Limits:
         """RLIMIT_CPU backstop: the whole wall budget on every thread, plus a margin."""
         wall = self.notebook_timeout_s + self.startup_grace_s + self.interrupt_grace_s
         return int(wall * max(1, self.threads) + 60)
+
+    @property
+    def group_max_tasks(self) -> int:
+        """pids.max of the control group: the submission's processes and threads plus the runner's."""
+        return self.max_processes + self.runner_tasks
 
     @property
     def hard_wall_s(self) -> float:

@@ -1,13 +1,22 @@
 """Runner that executes the graded notebook inside the sandbox; a standalone script (copied alone into the sandbox).
 
 Usage: python -I runner.py CONFIG_JSON
+       python -I runner.py --kernel UID CONNECTION_FILE     (the kernel's launcher, started by the runner itself)
 
 It executes the notebook cell by cell with nbclient (errors allowed, so later cells still run), enforces the
 per-cell timeout (interrupt, then kill the kernel if the cell ignores the interrupt) and the notebook deadline
 (student cells stop there; the grader's export cell still gets its reserved time), caps the outputs kept, and
 writes ONE JSON object to its original stdout: {"events": [...], "kernel_exit_code": ..., "notebook": {...}}.
 Nothing else comes out. The kernel inherits /dev/null as stdout and this process is made non-dumpable, so code in
-the kernel (same uid) can neither write into the result channel nor open it through /proc.
+the kernel can neither write into the result channel nor open it through /proc.
+
+The kernel runs as another uid than the runner when the config names one (`kernel_uid`: the grader runs as root):
+the runner keeps CAP_SETUID/CAP_SETGID/CAP_KILL only for this, and starts the kernel through its own `--kernel`
+mode, which reads the connection file, becomes `kernel_uid` with no capability left (or exits), writes the connection
+file again where that uid can read it, and execs ipykernel. The runner's files (this script, the graded notebook, the
+config; /grader is readable by the runner's uid only) and its private folder in /tmp are then out of the kernel's
+reach, and the kernel cannot signal or trace the runner. A kernel whose heartbeat stays silent for STALL_S while a
+cell runs (stopped, frozen) is killed and reported as dead, with the reason.
 """
 
 from __future__ import annotations
@@ -17,14 +26,66 @@ import ctypes
 import json
 import os
 import sys
+import tempfile
 import time
 from queue import Empty
+
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _capabilities() -> dict[str, int]:
+    with open("/proc/self/status") as handle:
+        return {line.split(":")[0]: int(line.split()[1], 16) for line in handle if line.startswith("Cap")}
+
+
+def launch_kernel(uid: int, connection_file: str) -> int:
+    """The kernel's launcher (runs as the runner's uid): become `uid` without any capability, then exec ipykernel
+    with a copy of the connection file that uid can read. Exits (the kernel never starts) if anything fails."""
+    with open(connection_file, "rb") as handle:
+        connection = handle.read()
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    data = (_CapData * 2)()
+    if libc.capset(ctypes.byref(_CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), data) != 0:
+        return 1
+    caps = _capabilities()
+    if os.getresuid() != (uid, uid, uid) or any(caps.get(name) for name in ("CapEff", "CapPrm", "CapAmb", "CapInh")):
+        return 1
+    private = tempfile.mkdtemp(prefix=".labgrade-kernel-", dir=os.environ.get("TMPDIR") or "/tmp")
+    path = os.path.join(private, "connection.json")
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+        handle.write(connection)
+    try:
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("1000")            # the memory limit's first victim: the kernel, not the runner
+    except OSError:
+        pass
+    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", path])
+    return 1
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--kernel":    # before the heavy imports
+    sys.exit(launch_kernel(int(sys.argv[2]), sys.argv[3]))
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 PR_SET_DUMPABLE = 4
+KERNEL_NAME = "labgrade"
+STALL_S = 20.0             # a cell's kernel without a heartbeat for this long is killed
 TRUNCATION_NOTE = "\n[output truncated by the grader: more than {limit} bytes of output in this cell]\n"
 TOTAL_TRUNCATION_NOTE = "\n[output dropped by the grader: the notebook printed more than {limit} bytes in total]\n"
 
@@ -43,6 +104,29 @@ def make_private() -> int:
     except (OSError, AttributeError):
         pass
     return result_fd
+
+
+def prepare_private(config: dict) -> str | None:
+    """The runner's own folder (0700) for Jupyter's runtime files and the kernel spec that starts the kernel as
+    config["kernel_uid"]; returns the kernel name to use, None for the default one (no second uid)."""
+    private = config.get("private_dir")
+    if not private:
+        return None
+    os.mkdir(private, 0o700)            # fails if anything is there already: nothing else may own it
+    for name, sub in (("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTER_DATA_DIR", "data"),
+                      ("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_PATH", "share")):
+        os.environ[name] = os.path.join(private, sub)
+    os.environ["HOME"] = private
+    if config.get("kernel_uid") is None:
+        return None
+    spec_dir = os.path.join(private, "share", "kernels", KERNEL_NAME)
+    os.makedirs(spec_dir)
+    spec = {"argv": [sys.executable, "-I", os.path.abspath(__file__), "--kernel", str(int(config["kernel_uid"])),
+                     "{connection_file}"],
+            "display_name": "Python 3 (graded)", "language": "python", "interrupt_mode": "signal"}
+    with open(os.path.join(spec_dir, "kernel.json"), "w") as handle:
+        json.dump(spec, handle)
+    return KERNEL_NAME
 
 
 class CappedNotebookClient(NotebookClient):
@@ -127,13 +211,44 @@ async def kernel_responds(client: NotebookClient, grace_s: float) -> bool:
     return False
 
 
-async def run(config: dict) -> dict:
+class KernelStalled(Exception):
+    """The kernel stopped answering its heartbeat while a cell ran; it was killed."""
+
+
+async def execute_watched(client: NotebookClient, cell, index: int, execution_count: int) -> None:
+    """client.async_execute_cell, killing the kernel when its heartbeat stays silent for STALL_S (KernelStalled)."""
+    task = asyncio.ensure_future(client.async_execute_cell(cell, index, execution_count=execution_count))
+    heart = getattr(client.kc, "_hb_channel", None)
+    silent_since = None
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if done:
+            task.result()
+            return
+        if heart is None or not heart.is_alive():
+            continue
+        if heart.is_beating():
+            silent_since = None
+            continue
+        silent_since = silent_since or time.monotonic()
+        if time.monotonic() - silent_since >= STALL_S:
+            await client.km.shutdown_kernel(now=True)
+            task.cancel()
+            try:
+                await task
+            except BaseException:
+                pass
+            raise KernelStalled(f"the kernel did not answer its heartbeat for {time.monotonic() - silent_since:.0f} s "
+                                "(stopped or frozen), so it was killed")
+
+
+async def run(config: dict, kernel_name: str = "python3") -> dict:
     nb = nbformat.read(config["notebook"], as_version=4)
     grader_cells = set(config["grader_cells"])
     events: list[dict] = []
     client = CappedNotebookClient(
         nb, grader_cells=grader_cells, max_cell_bytes=config["max_cell_output_bytes"],
-        max_total_bytes=config["max_notebook_output_bytes"], kernel_name="python3", allow_errors=True,
+        max_total_bytes=config["max_notebook_output_bytes"], kernel_name=kernel_name, allow_errors=True,
         interrupt_on_timeout=False, timeout=int(config["cell_timeout_s"]), iopub_timeout=5,
         startup_timeout=int(config["startup_timeout_s"]), resources={"metadata": {"path": config["workdir"]}})
 
@@ -186,7 +301,12 @@ async def run_cells(client: "CappedNotebookClient", nb, config: dict, events: li
             client.timeout = max(1, int(budget))
             execution_count += 1
             try:
-                await client.async_execute_cell(cell, index, execution_count=execution_count)
+                await execute_watched(client, cell, index, execution_count)
+            except KernelStalled as stalled:
+                cell.outputs.append(error_output("KernelDied", str(stalled)))
+                events.append({"cell": index, "kind": "kernel_died", "exit_code": exit_code(client),
+                               "detail": str(stalled), "stalled": str(stalled)})
+                stop_all = True
             except CellTimeoutError:
                 await client.km.interrupt_kernel()
                 stopped = await kernel_responds(client, config["interrupt_grace_s"])
@@ -228,7 +348,8 @@ def main() -> int:
     with open(sys.argv[1]) as handle:
         config = json.load(handle)
     try:
-        result = asyncio.run(run(config))
+        kernel_name = prepare_private(config) or "python3"
+        result = asyncio.run(run(config, kernel_name))
     except Exception as error:  # reported as a value; the parent turns it into a status
         result = {"events": [{"cell": None, "kind": "runner_error", "detail": f"{type(error).__name__}: {error}"}],
                   "kernel_exit_code": None, "notebook": None}

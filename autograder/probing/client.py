@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from autograder.probing import wire
 
@@ -37,6 +38,7 @@ class ProbeServer:
     process: subprocess.Popen
     findings: list = field(default_factory=list)
     tamper: list = field(default_factory=list)
+    watch: Callable[[], str] | None = None     # the sandbox's stall watch (execution/stall.py): a reason once stalled
 
     def __post_init__(self):
         self._frames: queue.Queue = queue.Queue()
@@ -89,11 +91,19 @@ class ProbeServer:
             raise ProbeChannelError(f"the probe server stopped ({error})") from None
 
     def _receive(self, timeout: float):
-        try:
-            frame = self._frames.get(timeout=max(0.01, timeout))
-        except queue.Empty:
-            self.dead = True
-            raise ProbeChannelError(f"the probe server gave no answer within {timeout:.0f} s") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                frame = self._frames.get(timeout=max(0.01, min(1.0, deadline - time.monotonic())))
+                break
+            except queue.Empty:
+                stalled = self.watch() if self.watch is not None else ""
+                if stalled:
+                    self.dead = True
+                    raise ProbeChannelError(f"the probe server stalled ({stalled})") from None
+                if time.monotonic() >= deadline:
+                    self.dead = True
+                    raise ProbeChannelError(f"the probe server gave no answer within {timeout:.0f} s") from None
         if isinstance(frame, Exception):
             self.dead = True
             if isinstance(frame, wire.WireError):

@@ -6,9 +6,11 @@
     ... the notebook runs, its export cell writes the trained models to its folder ...
     outcome = run.finish(workdir, seed, profile, figures)   # load the models, run every probe, stop the server
 
-The server runs in its own sandbox (sandbox.build_command, like the kernel's runner) as a fresh unprivileged uid,
-with an empty private folder: it sees neither the submission's folder nor anything the kernel left behind, and the
-kernel never sees it. Everything it is sent is in the pipe: no input is written to disk.
+The server runs in its own sandbox (sandbox.build_command, like the kernel's runner: seccomp filter, its own control
+group with the same memory and process limits, found and killed by that group) as a fresh unprivileged uid, with an
+empty private tmpfs as its folder: it sees neither the submission's folder nor anything the kernel left behind, and
+the kernel never sees it. Everything it is sent is in the pipe: no input is written to disk. A server that stalls
+(stopped, blocked, held at its memory limit) fails its call within seconds (execution/stall.py).
 """
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.checks.figure_reader import read_grids
-from autograder.execution import sandbox
+from autograder.execution import cgroups, sandbox
 from autograder.execution.integrity import Finding
+from autograder.execution.stall import StallWatch
 from autograder.execution.limits import Limits
 from autograder.probing import client, definitions, probes
 from autograder.probing.session import Context
@@ -47,12 +50,13 @@ class ProbeOutcome:
     server_log: str = ""
 
 
-def server_env(limits: Limits, token: str, tmp: str) -> dict:
+def server_env(limits: Limits, token: str | None, tmp: str) -> dict:
+    """The server's environment; `token` only where no control group finds its processes."""
     threads = str(max(1, limits.threads))
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "LANG": "C.UTF-8",
             "MPLBACKEND": "Agg", "MPLCONFIGDIR": f"{tmp}/matplotlib", "PYTHONHASHSEED": "0",
             "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-            "OPENBLAS_NUM_THREADS": threads, "LABGRADER_RUN": token}
+            "OPENBLAS_NUM_THREADS": threads} | ({"LABGRADER_RUN": token} if token else {})
 
 
 class ProbeRun:
@@ -65,6 +69,7 @@ class ProbeRun:
         self.defined: dict = {}
         self.error = ""
         self.token = secrets.token_hex(16)
+        self.group: cgroups.Group | None = None
         self._folder = Path(tempfile.mkdtemp(prefix="labgrader-probe-"))
         self._thread = threading.Thread(target=self._define, name="probe-definitions", daemon=True)
 
@@ -101,9 +106,14 @@ class ProbeRun:
             (code / "tmp").mkdir(exist_ok=True)
             os.chmod(code / "tmp", 0o777)
         argv = [paths.python, "-I", f"{paths.runner_dir}/server.py"]
+        self.group = cgroups.Group.create("probe", memory_bytes=self.limits.group_memory_bytes,
+                                          max_tasks=self.limits.group_max_tasks)
         command, _ = sandbox.build_command(argv, workdir=workdir, data_dir=self.data_dir, venv=self.venv,
-                                           mode=self.mode, limits=self.limits, runner_dir=code, uid=uid)
-        return client.spawn(command, server_env(self.limits, self.token, paths.tmp))
+                                           mode=self.mode, limits=self.limits, runner_dir=code, uid=uid,
+                                           group=self.group, private_workdir=self.mode == "bwrap")
+        server = client.spawn(command, server_env(self.limits, None if self.group else self.token, paths.tmp))
+        server.watch = StallWatch(self.token, self.group).check
+        return server
 
     def _define(self) -> None:
         try:
@@ -139,7 +149,7 @@ class ProbeRun:
         outcome.names = {**{name: bool(value) for name, value in (exported.report.get("names") or {}).items()},
                          **{name: bool(value) for name, value in (self.defined.get("defined") or {}).items()}}
         grids = [(grid.figure, grid.kind, grid.tiles.reshape(grid.rows, grid.cols, -1))
-                 for grid in read_grids(figures) if grid.tiles is not None]
+                 for grid in read_grids(figures) if grid.pixels is not None]
         context = Context(data=reference_data(self.data_dir), profile=dict(profile),
                           reported=exported.report, models=loaded, figure_grids=grids)
         try:
@@ -157,8 +167,11 @@ class ProbeRun:
         try:
             if self.server is not None:
                 self.server.stop()
-                sandbox.kill_run(self.server.process, self.token)
+                sandbox.kill_run(self.server.process, self.token, self.group)
         finally:
+            if self.group is not None:
+                self.group.remove()
+                self.group = None
             shutil.rmtree(self._folder, ignore_errors=True)
 
 

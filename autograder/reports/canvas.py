@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from autograder.discover.names import CANVAS_NAME
-from autograder.reports.writing import atomic_write, csv_text
+from autograder.reports.writing import write_csv
 from autograder.results import Status
 
 log = logging.getLogger("autograder")
@@ -142,7 +142,7 @@ def write_canvas_gradebook(path: Path, rows: Iterable[dict], submissions: Iterab
             seen_ids.setdefault(identity[1], []).append(str(row.get("submission")))
         status = Status.find(row.get("status"))
         score = "" if status and not status.canvas_score else _number(row.get("score"))
-        lines.append([csv_text(identity[0])] + [csv_text(v) for v in identity[1:]] + [score])
+        lines.append(identity + [score])
     if unmatched:
         log.warning("%s: no Canvas id for %s; Canvas will ask which student each is when importing%s", path.name,
                     ", ".join(unmatched), "" if roster else " (pass --canvas-roster with the Canvas gradebook export)")
@@ -154,10 +154,5 @@ def write_canvas_gradebook(path: Path, rows: Iterable[dict], submissions: Iterab
         log.warning("%s: some written answers await review and count 0 in these scores; import again after the "
                     "review", path.name)
 
-    def write(f):
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(IDENTITY_COLUMNS + [header])
-        writer.writerow([POINTS_POSSIBLE, "", "", "", "", _number(possible)])
-        writer.writerows(lines)
-
-    return atomic_write(path, write)
+    return write_csv(path, IDENTITY_COLUMNS + [header], lines,
+                     extra_rows=[[POINTS_POSSIBLE, "", "", "", "", _number(possible)]])

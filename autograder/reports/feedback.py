@@ -106,7 +106,9 @@ def _thumbnails(figures_png: Iterable[Any], limit: int) -> tuple[list[dict], lis
     thumbs, skipped = [], []
     for entry in list(figures_png or []):
         caption, data = (entry if isinstance(entry, (tuple, list)) and len(entry) == 2 else ("figure", entry))
-        if not isinstance(data, (bytes, bytearray)) or not bytes(data).startswith(PNG_MAGIC):
+        if isinstance(data, int) and not isinstance(data, bool):     # left undecoded: too large
+            skipped.append(f"{caption}: image too large to embed ({data // 1024} KiB)")
+        elif not isinstance(data, (bytes, bytearray)) or not bytes(data).startswith(PNG_MAGIC):
             skipped.append(f"{caption}: not a PNG image")
         elif len(data) > MAX_THUMBNAIL_BYTES:
             skipped.append(f"{caption}: image too large to embed ({len(data) // 1024} KiB)")
@@ -203,6 +205,9 @@ def figures_from_notebook(executed_notebook: Path | None, max_figures: int = 40)
             data = output.get("data", {}) if isinstance(output, dict) else {}
             png = data.get(PNG_MIME) if isinstance(data, dict) else None
             if isinstance(png, str) and len(figures) < max_figures:
+                if len(png) > MAX_THUMBNAIL_BYTES * 4 // 3 + 8:     # too large to show: not decoded at all
+                    figures.append((f"cell {number}", len(png) * 3 // 4))     # its size, for the note
+                    continue
                 try:
                     figures.append((f"cell {number}", base64.b64decode(png)))
                 except ValueError:

@@ -1,11 +1,10 @@
 """OUT/gradebook.csv: one row per submission (whatever its status), one column per rubric item."""
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Iterable
 
-from autograder.reports.writing import atomic_write, csv_number, csv_text
+from autograder.reports.writing import csv_number, write_csv
 from autograder.results import Status
 
 FIXED_COLUMNS = ["submission", "status", "score", "max_score"]
@@ -34,13 +33,10 @@ def write_gradebook_csv(path: str | Path, rows: Iterable[dict], rubric: Any, man
     max_default = sum(float(item.points) for item in list(rubric.items) + manual_items)
     prepared = sorted((_row(r) for r in rows), key=lambda r: str(r.get("submission", "")))
 
-    def write(f):
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(FIXED_COLUMNS + item_ids)
-        for row in prepared:
-            max_score = row.get("max_score")
-            writer.writerow([csv_text(row.get("submission", "")), csv_text(row.get("status") or Status.ERROR),
-                             csv_number(row.get("score")), csv_number(max_default if max_score is None else max_score)]
-                            + [csv_number(row["items"][i]) if i in row["items"] else "" for i in item_ids])
-
-    return atomic_write(path, write)
+    lines = []
+    for row in prepared:
+        max_score = row.get("max_score")
+        lines.append([row.get("submission", ""), row.get("status") or Status.ERROR, csv_number(row.get("score")),
+                      csv_number(max_default if max_score is None else max_score)]
+                     + [csv_number(row["items"][i]) if i in row["items"] else "" for i in item_ids])
+    return write_csv(path, FIXED_COLUMNS + item_ids, lines)

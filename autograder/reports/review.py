@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from autograder.reports.writing import atomic_write, atomic_write_text, csv_number, csv_text, environment
+from autograder.reports.writing import atomic_write_text, csv_number, csv_unescape, environment, write_csv
 from autograder.reports.written_answers import STATES, Answer, QuestionSet, load_questions
 from autograder.results import REVIEW_CSV, REVIEW_DIR, REVIEW_HTML, ItemScore
 
@@ -78,7 +78,8 @@ def _decode(data: bytes) -> tuple[str, str]:
 def _parse_table(text: str) -> tuple[list[str], list[list[str]]] | None:
     """Header and rows, with the delimiter (comma, semicolon, tab) that gives the required columns."""
     for delimiter in (",", ";", "\t"):
-        table = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        table = [[csv_unescape(cell) for cell in row]
+                 for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
         if table and all(c in [h.strip().lower() for h in table[0]] for c in REQUIRED_COLUMNS):
             return [h.strip().lower() for h in table[0]], table[1:]
     return None
@@ -206,8 +207,7 @@ def manual_item_scores(rubric, submission_id: str, scores: dict, answers: dict |
 
 def _plain(text: str) -> str:
     """Answer text as compared across runs: without a spreadsheet's formula guard and whitespace differences."""
-    text = str(text or "")
-    return re.sub(r"\s+", " ", text[1:] if text.startswith("'") else text).strip()
+    return re.sub(r"\s+", " ", csv_unescape(str(text or ""))).strip()
 
 
 def write_review_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str, dict]],
@@ -260,15 +260,7 @@ def write_review_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str,
         log.warning("review sheet: the answer changed since it was scored (resubmitted?) for %s: check those scores",
                     ", ".join(changed))
 
-    def write_csv(f):
-        f.write("\ufeff")
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for record in records:
-            writer.writerow([csv_text(record[0]), csv_text(record[1]), csv_text(record[2]), record[3], record[4],
-                             csv_text(record[5]) if record[5] else ""])
-
-    atomic_write(csv_path, write_csv)
+    write_csv(csv_path, COLUMNS, records, bom=True)
     problems = list(existing.problems) + list(extra_problems)
     html = _render_html(rubric, sections, problems, kept, csv_path, changed)
     atomic_write_text(csv_path.with_name(REVIEW_HTML), html)

@@ -29,7 +29,7 @@ from typing import Any
 
 from autograder.reports.gradebook import FIXED_COLUMNS
 from autograder.reports.plots import new_figure, plain, png_data_uri
-from autograder.reports.writing import atomic_write_text, environment
+from autograder.reports.writing import atomic_write_text, csv_unescape, environment
 from autograder.results import (FEEDBACK_HTML, GRADEBOOK_CSV, ROW_FILE, SIMILARITY_HTML, SUMMARY_HTML,
                                 UNKNOWN_STATUS_COLOUR, Status, is_graded)
 from autograder.scoring import DEFAULT_RUBRIC, RubricError, load_rubric
@@ -176,9 +176,11 @@ def slowest_plot(stats: dict) -> str | None:
 
 # --- the page ----------------------------------------------------------------------------------------------------
 
-def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, title: str | None = None) -> str:
+def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, title: str | None = None,
+                        unenforced: list[str] = ()) -> str:
     """Self-contained HTML; feedback links are relative to `out_dir` and only made for pages that exist there
-    (all of them when `out_dir` is None)."""
+    (all of them when `out_dir` is None). `unenforced`: the limits this machine could not enforce
+    (sandbox.unenforced_limits), shown at the top."""
     stats = summarise(rows, rubric)
 
     def exists(relative: str) -> bool:
@@ -198,15 +200,17 @@ def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, t
     others = [name for name in (GRADEBOOK_CSV, SIMILARITY_HTML) if out_dir is not None and exists(name)]
     return environment().get_template("summary.html.j2").render(
         title=title or f"Class summary: {rubric.title}", stats=stats, rows=table, others=others,
+        unenforced=list(unenforced),
         statuses={str(s): s.meaning for s in Status}, status_ok=Status.OK,
         plots={"scores": score_histogram(stats), "item_outcomes": item_outcomes_plot(stats),
                "statuses": status_plot(stats), "slowest": slowest_plot(stats)})
 
 
-def write_summary_html(out_path: str | Path, rows: list[dict], rubric, title: str | None = None) -> Path:
+def write_summary_html(out_path: str | Path, rows: list[dict], rubric, title: str | None = None,
+                       unenforced: list[str] = ()) -> Path:
     """Write the summary atomically (e.g. OUT/summary.html); links are relative to its folder."""
     out_path = Path(out_path)
-    return atomic_write_text(out_path, render_summary_html(rows, rubric, out_path.parent, title))
+    return atomic_write_text(out_path, render_summary_html(rows, rubric, out_path.parent, title, unenforced))
 
 
 def rows_from_out_dir(out_dir: Path) -> list[dict]:
@@ -223,7 +227,8 @@ def rows_from_out_dir(out_dir: Path) -> list[dict]:
             log.warning("%s: skipped, not readable (%s)", path, error)
     try:
         with open(out_dir / GRADEBOOK_CSV, newline="", encoding="utf-8") as handle:
-            table = list(csv.DictReader(handle))
+            table = [{key: csv_unescape(value) if isinstance(value, str) else value for key, value in line.items()}
+                     for line in csv.DictReader(handle)]
     except OSError:
         return list(cached.values())
     rows = []

@@ -1,5 +1,5 @@
-"""How every report is written: atomic files, spreadsheet-safe CSV cells, PNG data URIs and the jinja2 environment of
-the HTML templates (autograder/reports/templates/).
+"""How every report is written: atomic files, spreadsheet-safe CSV files (`write_csv`, the one CSV writer of the
+grader), PNG data URIs and the jinja2 environment of the HTML templates (autograder/reports/templates/).
 
 Every writer is atomic: it writes a temporary file in the target's folder and `os.replace`s it, so a crash (or an
 exception midway) leaves either the previous file or none, never a partial one. `atomic_write_bytes` is the only
@@ -7,6 +7,7 @@ atomic writer in the package (reports, caches, notebooks).
 """
 from __future__ import annotations
 
+import csv
 import functools
 import html as html_module
 import io
@@ -74,10 +75,47 @@ def csv_number(value: Any) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
 
 
+# OWASP's CSV injection rule: a cell starting with one of these is a formula to a spreadsheet (=1+1, +cmd|..., -2+3,
+# @SUM(...), and tab or carriage return before any of them), so it gets a leading apostrophe: the spreadsheet shows
+# the text as it is. Plain numbers ("-1.5") are left alone, and so are the grader's own numbers.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_GUARD = "'"
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _needs_guard(text: str) -> bool:
+    """Whether a cell would be a formula (or is a guarded one: then guarding again keeps the round trip exact)."""
+    if not text:
+        return False
+    if text[0] in FORMULA_STARTS:
+        return not _PLAIN_NUMBER.fullmatch(text)
+    return text[0] == FORMULA_GUARD and _needs_guard(text[1:])
+
+
 def csv_text(text: Any) -> str:
-    """A text cell that a spreadsheet will not evaluate as a formula."""
+    """A text cell that a spreadsheet will not evaluate as a formula; csv_unescape(csv_text(t)) == t."""
     text = str(text if text is not None else "")
-    return "'" + text if text[:1] in ("=", "+", "@", "\t", "\r") else text
+    return FORMULA_GUARD + text if _needs_guard(text) else text
+
+
+def csv_unescape(cell: Any) -> str:
+    """A cell as it was before csv_text (a spreadsheet that saved it may have dropped the apostrophe already)."""
+    cell = str(cell if cell is not None else "")
+    return cell[1:] if cell[:1] == FORMULA_GUARD and _needs_guard(cell[1:]) else cell
+
+
+def write_csv(path: str | Path, header: list, rows, *, bom: bool = False, extra_rows=()) -> Path:
+    """The one way the grader writes a CSV: every cell through csv_text (numbers formatted by the caller pass
+    unchanged), `\n` line ends, UTF-8 (with a byte-order mark when `bom`), atomic. `extra_rows` are written right
+    after the header (e.g. Canvas's "Points Possible" row)."""
+    def write(f):
+        if bom:
+            f.write("\ufeff")
+        writer = csv.writer(f, lineterminator="\n")
+        for row in [header, *extra_rows, *rows]:
+            writer.writerow([csv_text(cell) for cell in row])
+
+    return atomic_write(path, write)
 
 
 # --- HTML --------------------------------------------------------------------------------------------------------

@@ -120,3 +120,31 @@ def test_probes_on_missing_or_broken_names_are_errors_as_values(tmp_path):
     assert outcome.names["kl_divergence"] is True and outcome.names["VAE"] is False
     assert probes["sweep"]["error"] == "NameError: reconstruction_errors is not defined by the notebook"
     assert "vae" in probes["vae_model"]["error"]
+
+
+def test_a_stopped_probe_server_releases_the_worker_within_30_s(tmp_path):
+    """Issue 16: a probe server that stops itself (only there: the kernel's MPLBACKEND differs) is noticed within
+    seconds, not at the 90 s start timeout or the per-call limits."""
+    import time
+
+    import nbformat
+    from nbformat import v4
+
+    notebook = v4.new_notebook()
+    notebook.cells = [v4.new_code_cell('SEED = 0\nDATA_DIR = "data_cache"\nDEVICE = "auto"\n'),
+                      v4.new_code_cell("import os, signal\n_stop = os.kill(os.getpid(), signal.SIGSTOP) "
+                                       "if os.environ.get('MPLBACKEND') == 'Agg' else None\n")]
+    path = tmp_path / "stops_in_the_server.ipynb"
+    nbformat.write(notebook, path)
+    prober = ProbeRun(data_dir=ROOT / "data_cache", limits=LIMITS, venv=venv())
+    try:
+        result = execute_submission(path, tmp_path / "work", overrides={}, data_dir=ROOT / "data_cache",
+                                    limits=LIMITS, sandbox="auto", before_run=prober.start)
+        started = time.monotonic()
+        outcome = prober.finish(tmp_path / "work", SEED, {}, result.artefacts["figures"])
+        waited = time.monotonic() - started
+    finally:
+        prober.stop()
+    assert result.status == "ok", result.reason
+    assert waited < 30, f"the worker waited {waited:.0f} s for a stopped probe server"
+    assert any("stalled" in note or "stopped" in note for note in outcome.notes), outcome.notes
