@@ -65,7 +65,7 @@ def connect(address: str):
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except Exception as error:  # OSError, TimeoutError, ValueError for a malformed address, ...
-        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {type(error).__name__}: {error}. Start one "
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({type(error).__name__}: {error}); start one "
                            f"with `dask scheduler` (it prints its address, e.g. tcp://10.0.0.5:8786) or check the "
                            f"address") from None
 

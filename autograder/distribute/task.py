@@ -67,6 +67,13 @@ def local_path(travelled: str) -> Path:
     return Path(travelled)
 
 
+def shown(travelled: str) -> str:
+    """The path `portable` made, for messages read on any machine."""
+    if travelled.startswith(PROJECT_PREFIX):
+        return f"{travelled[len(PROJECT_PREFIX):]} in the project's checkout"
+    return travelled
+
+
 # --- identity ----------------------------------------------------------------------------------------------------
 
 @lru_cache(maxsize=1)
@@ -121,10 +128,11 @@ def identity(rubric_path: Path, data_dir: Path) -> dict:
             "rubric": rubric_identity(Path(rubric_path)), "data": data_identity(str(data_dir))}
 
 
-def differences(coordinator: dict, worker: dict, rubric_path: Path) -> list[str]:
-    """One sentence per difference: what the worker has, what the coordinator has, what to do."""
+def differences(coordinator: dict, worker: dict, rubric: str) -> list[str]:
+    """One sentence per difference: what the worker has, what the coordinator has, what to do (`rubric`: the
+    rubric's path as it travels, `portable`)."""
     return [f"its {name} is {worker.get(name)!s} where the coordinator's is {coordinator.get(name)!s}: "
-            f"{WHAT_TO_DO[name].format(rubric=rubric_path)}"
+            f"{WHAT_TO_DO[name].format(rubric=shown(rubric))}"
             for name in WHAT_TO_DO if coordinator.get(name) != worker.get(name)]
 
 
@@ -153,7 +161,7 @@ def grade_task(spec: dict) -> dict:
     address = worker_address()
     where = f"{address} ({socket.gethostname()})" if address else f"{socket.gethostname()} (not a Dask worker)"
     rubric_path, data_dir = local_path(spec["rubric"]), local_path(spec["data_dir"])
-    problems = differences(spec["identity"], identity(rubric_path, data_dir), rubric_path)
+    problems = differences(spec["identity"], identity(rubric_path, data_dir), spec["rubric"])
     if problems:
         return {"refused": f"the Dask worker {where} refused to grade {spec['work']['submission_id']}: "
                            + "; ".join(problems), "worker": where, "address": address, "log": []}
