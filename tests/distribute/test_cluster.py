@@ -186,10 +186,14 @@ def test_the_cell_time_limit_reaches_the_workers(cluster, tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(120)"),
                                                    nbformat.v4.new_code_cell("after = 1")]),
                    submissions / "sleeper.ipynb")
+    # A notebook that kills its kernel in the worker's sandbox: a status, not a lost worker and a retry.
+    shutil.copyfile(FIXTURES / "kernel_dies.ipynb", submissions / "kernel_dies.ipynb")
     out = tmp_path / "out"
     done = grade(submissions, out, "--scheduler", cluster.address, "--cell-timeout", "5")
     assert done.returncode == 0, done.stderr
-    assert "sleeper" in done.stdout and " timeout " in done.stdout
+    statuses = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[:2]}
+    assert statuses == {"kernel_dies": "kernel_died", "sleeper": "timeout"}, done.stdout
+    assert "was lost" not in (out / GRADING_LOG).read_text()
     page = (out / "sleeper" / FEEDBACK_HTML).read_text()
     assert "stopped after 5 s" in page
     limits = f"5 s per cell, {DEFAULT_LIMITS.notebook_timeout_s:g} s for the whole notebook"
