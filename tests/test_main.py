@@ -76,3 +76,25 @@ def test_a_profile_file_starts_from_its_base_profile(tmp_path):
         knobs.write_text(text)
         with pytest.raises(ValueError, match=problem.replace("[", r"\[")):
             resolve_profile(knobs)
+
+
+def test_a_worker_without_a_scheduler_says_what_to_pass(capsys):
+    from autograder.__main__ import main
+
+    assert main(["worker"]) == 2
+    assert "make worker SCHEDULER=tcp://HOST:8786" in capsys.readouterr().err
+    assert main(["worker", "--scheduler", "tcp://127.0.0.1:1", "--nworkers", "0"]) == 2
+    assert "--nworkers must be at least 1" in capsys.readouterr().err
+
+
+def test_the_worker_command_is_single_threaded_dask_with_the_limits_memory():
+    from autograder import PROJECT_ROOT
+    from autograder.distribute import worker
+    from autograder.execution.limits import DEFAULT_LIMITS
+
+    command = worker.worker_command("tcp://10.0.0.5:8786", 16, host="10.0.0.7")
+    assert command[1:] == ["worker", "tcp://10.0.0.5:8786", "--nworkers", "16", "--nthreads", "1", "--memory-limit",
+                           str(DEFAULT_LIMITS.memory_bytes), "--preload", "autograder.distribute.worker", "--host",
+                           "10.0.0.7"]
+    assert command[0].endswith("/dask")
+    assert worker.worker_env({"PYTHONPATH": "/opt/x"})["PYTHONPATH"] == f"{PROJECT_ROOT}:/opt/x"
