@@ -13,8 +13,15 @@ JOBS ?=
 SANDBOX ?=
 CANVAS_ASSIGNMENT ?=
 CANVAS_ROSTER ?=
+SCHEDULER ?=
+CELL_TIMEOUT ?=
+NOTEBOOK_TIMEOUT ?=
+PROFILE ?=
+# make worker: NWORKERS single-threaded worker processes (empty: one per core), listening on WORKER_HOST (empty: Dask's choice)
+NWORKERS ?=
+WORKER_HOST ?=
 
-.PHONY: grade test data classifier template solution bench calibrate venv sandbox-tools seccomp-tools test-tools clean
+.PHONY: grade worker test data classifier template solution bench calibrate venv sandbox-tools seccomp-tools test-tools clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -71,7 +78,15 @@ solution: $(STAMP) $(DATA_STAMP)
 grade: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) -m autograder grade $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") $(if $(OUT),--out "$(OUT)") \
 	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX)) \
-	  $(if $(CANVAS_ASSIGNMENT),--canvas-assignment "$(CANVAS_ASSIGNMENT)") $(if $(CANVAS_ROSTER),--canvas-roster "$(CANVAS_ROSTER)")
+	  $(if $(CANVAS_ASSIGNMENT),--canvas-assignment "$(CANVAS_ASSIGNMENT)") $(if $(CANVAS_ROSTER),--canvas-roster "$(CANVAS_ROSTER)") \
+	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(CELL_TIMEOUT),--cell-timeout $(CELL_TIMEOUT)) \
+	  $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT)) $(if $(PROFILE),--profile "$(PROFILE)")
+
+# A Dask worker for `make grade SCHEDULER=...` on this machine (README: "Classes larger than one machine"); it sets up
+# what grading needs here, like `make grade`, then runs `dask worker` from the .venv until stopped.
+worker: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
+	$(PY) -m autograder worker $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(NWORKERS),--nworkers $(NWORKERS)) \
+	  $(if $(WORKER_HOST),--host $(WORKER_HOST))
 
 test: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) test-tools
 	$(PY) -m pytest -q tests
@@ -81,6 +96,7 @@ bench: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) bench/jobs_scaling.py
 	$(PY) bench/sandbox_cost.py
 	$(PY) bench/probe_cost.py
+	$(PY) bench/cluster_scaling.py
 
 # Every judged quantity on correct work (the reference over several seeds, the correct-but-different variants) and
 # on the classic mistakes, at the GRADING profile: bench/results/calibration.json (about 20 minutes on 2 cores).

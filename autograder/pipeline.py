@@ -14,6 +14,11 @@ review sheet OUT/review/written_answers.{html,csv} (autograder/reports/review.py
 results model (autograder/results.py); the run's notes reach the row, the feedback page and grading.log, and the
 runner's log reaches grading.log for a submission that was not graded. A submission that fails anywhere is a row with a status and a reason,
 never an exception that stops the batch; every result file is written atomically.
+
+The expensive stage is `evaluate_submission` (plain data in, plain data out, nothing written) + `store_evaluation`
+(OUT/<id>/, atomically). The local pool runs both in its threads; with `scheduler=` a Dask worker runs
+`evaluate_submission` (autograder/distribute/task.py) and this process stores what comes back, so the cache, resume,
+determinism and every report are the same either way.
 """
 from __future__ import annotations
 
@@ -21,7 +26,6 @@ import hashlib
 import importlib
 import json
 import logging
-import os
 import secrets
 import shutil
 import tempfile
@@ -29,7 +33,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +50,7 @@ from autograder.reports import canvas, review, similarity, summary, written_answ
 from autograder.reports.feedback import figures_from_notebook, write_feedback_html
 from autograder.reports.gradebook import write_gradebook_csv
 from autograder.reports.results_json import write_results_json
-from autograder.reports.writing import atomic_write_text
+from autograder.reports.writing import atomic_write_bytes, atomic_write_text
 from autograder.results import (CANVAS_GRADEBOOK_CSV, EXECUTED_NOTEBOOK, FEEDBACK_HTML, GRADEBOOK_CSV, MEASUREMENTS_JSON,
                                 RESULTS_JSON,
                                 ROW_FILE, SECRET_FILE, SIMILARITY_HTML, SUMMARY_HTML, GradeRow, ItemScore, Status,
@@ -126,7 +130,8 @@ def probe_seed(secret: str, submission: Submission) -> int:
 
 def cache_key(submission: Submission, settings: GradeSettings) -> str:
     parts = [GRADER_VERSION, submission.content_digest(), rubric_digest(settings.rubric_path),
-             settings.profile_name, json.dumps(settings.profile, sort_keys=True), settings.sandbox]
+             settings.profile_name, json.dumps(settings.profile, sort_keys=True), settings.sandbox,
+             json.dumps(asdict(settings.limits), sort_keys=True)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
@@ -150,28 +155,50 @@ def log_run(submission_id: str, result: ExecutionResult) -> None:
 
 def grade_submission(submission: Submission, settings: GradeSettings, rubric, secret: str) -> GradeRow:
     """Execution and the automatic items for one student, cached in OUT/<id>/row.json; a failure at any stage
-    becomes this row's status, never an escaped exception. The reports are written by `finalize_submission`."""
+    becomes this row's status, never an escaped exception. The reports are written by `finalize_submission`.
+    The local pool runs this in a thread; a Dask worker runs `evaluate_submission` (autograder/distribute/)."""
     sub_out = settings.out_dir / submission.submission_id
     key = cache_key(submission, settings)
     if not settings.force and (cached := load_cached_row(sub_out, key)):
         log.info("%s: unchanged since the last run, not executed again", submission.submission_id)
         return rescore(cached, rubric)
+    return store_evaluation(evaluate_submission(submission_work(submission, secret), settings, rubric, key), sub_out)
 
+
+def submission_work(submission: Submission, secret: str) -> dict:
+    """What the expensive stage needs of one submission, as plain data (sent as is to a Dask worker): its id, name,
+    flags and problem, the notebook's bytes (or why they could not be read) and its probe seed."""
+    work = {"submission_id": submission.submission_id, "display_name": submission.display_name,
+            "flags": sorted(submission.flags), "problem": submission.problem, "notebook": None, "read_error": None,
+            "seed": probe_seed(secret, submission)}
+    if not submission.problem:
+        try:
+            work["notebook"] = submission.notebook_bytes()
+        except Exception as error:  # unreadable file or archive member
+            work["read_error"] = str(error)
+    return work
+
+
+def evaluate_submission(work: dict, settings: GradeSettings, rubric, key: str) -> dict:
+    """Execute, harvest, probe, check and score one submission (`submission_work`) without writing anything to
+    OUT/: returns plain data, {"row": row.json's text, "executed_notebook": bytes or None, "measurements":
+    measurements.json's text}, which `store_evaluation` writes. The same function runs in the local pool and on a
+    Dask worker, so both give the same row."""
+    submission_id = work["submission_id"]
     started = time.monotonic()
     outcome = ProbeOutcome()        # nothing probed: the notebook did not run, and its status says why
+    executed_bytes = None
     with tempfile.TemporaryDirectory(prefix="labgrade-") as workdir:
         workdir = Path(workdir)
         result = None
-        if submission.problem:
-            result = ExecutionResult(Status.INVALID, submission.problem, sandbox="not run")
+        if work["problem"]:
+            result = ExecutionResult(Status.INVALID, work["problem"], sandbox="not run")
+        elif work["read_error"] is not None:
+            result = ExecutionResult(Status.INVALID, f"the notebook could not be read ({work['read_error']}): "
+                                                     f"resubmit it", sandbox="not run")
         else:
-            try:
-                notebook_path = workdir / "submission.ipynb"
-                notebook_path.write_bytes(submission.notebook_bytes())
-            except Exception as error:  # unreadable file or archive member
-                result = ExecutionResult(Status.INVALID, f"the notebook could not be read ({error}): resubmit it",
-                                         sandbox="not run")
-        if result is None:
+            notebook_path = workdir / "submission.ipynb"
+            notebook_path.write_bytes(work["notebook"])
             run_dir = workdir / "run"
             run_dir.mkdir()
             # The public self-checks, so that the student's grader.check cells run as they did for them.
@@ -181,42 +208,48 @@ def grade_submission(submission: Submission, settings: GradeSettings, rubric, se
                 result = run.execute_submission(notebook_path, run_dir, overrides=settings.profile,
                                                 data_dir=settings.data_dir, limits=settings.limits,
                                                 sandbox=settings.sandbox, before_run=prober.start)
-                outcome = prober.finish(run_dir, probe_seed(secret, submission), settings.profile,
+                outcome = prober.finish(run_dir, work["seed"], settings.profile,
                                         result.artefacts.get("figures") or [])
             finally:
                 prober.stop()
-        executed = sub_out / EXECUTED_NOTEBOOK
         if result.executed_notebook_path and Path(result.executed_notebook_path).exists():
-            sub_out.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(result.executed_notebook_path, executed.with_suffix(".tmp"))
-            os.replace(executed.with_suffix(".tmp"), executed)
-        elif executed.exists():     # a stale notebook of an earlier version must not feed this version's feedback
-            executed.unlink()
+            executed_bytes = Path(result.executed_notebook_path).read_bytes()
     result.notes += outcome.notes
-    log_run(submission.submission_id, result)
+    log_run(submission_id, result)
     if outcome.server_log.strip() and not is_graded(result.status):
-        log.info("%s: probe server log, last lines:\n%s", submission.submission_id, outcome.server_log.rstrip())
+        log.info("%s: probe server log, last lines:\n%s", submission_id, outcome.server_log.rstrip())
     artefacts, findings = with_probes(result, outcome)
-    sub_out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(sub_out / MEASUREMENTS_JSON, json.dumps(measurements(outcome), indent=1, default=plain_json))
+    measured = json.dumps(measurements(outcome), indent=1, default=plain_json)
 
     # Integrity findings of the run (for the instructor) join the discovery flags: row, penalties, feedback.
-    submission = replace(submission, flags=submission.flags | frozenset(integrity.flags(findings)))
+    flags = set(work["flags"]) | set(integrity.flags(findings))
     await_warm_up()
     item_scores = scoring.score(rubric, artefacts, outcome.inputs, status=result.status,
                                 reason=result.reason, profile=settings.profile, profile_name=settings.profile_name)
-    item_scores = scoring.apply_penalties(item_scores, set(submission.flags), rubric)
-    row = GradeRow(submission=submission.submission_id, display_name=submission.display_name, status=result.status,
+    item_scores = scoring.apply_penalties(item_scores, flags, rubric)
+    row = GradeRow(submission=submission_id, display_name=work["display_name"], status=result.status,
                    reason=result.reason, score=round(sum(s.points for s in item_scores), 4),
                    max_score=round(sum(s.max_points for s in item_scores), 4),
-                   items={s.item_id: s.points for s in item_scores}, flags=sorted(submission.flags),
+                   items={s.item_id: s.points for s in item_scores}, flags=sorted(flags),
                    duration_s=round(time.monotonic() - started, 2), sandbox=result.sandbox, cache_key=key,
                    item_scores=item_scores, cell_errors=list(result.cell_errors or []), notes=list(result.notes),
                    advice=template_advice(result, outcome))
-    # Plain JSON now, so the row a first run returns equals the row a cached run reads back.
-    text = row.to_json()
-    atomic_write_text(sub_out / ROW_FILE, text)
-    return GradeRow.from_json(text)
+    return {"row": row.to_json(), "executed_notebook": executed_bytes, "measurements": measured}
+
+
+def store_evaluation(evaluation: dict, sub_out: Path) -> GradeRow:
+    """Write what `evaluate_submission` returned into OUT/<id>/, each file atomically and row.json (the cache entry)
+    last; returns the row as a cached run would read it back."""
+    sub_out.mkdir(parents=True, exist_ok=True)
+    executed = sub_out / EXECUTED_NOTEBOOK
+    if evaluation["executed_notebook"] is not None:
+        atomic_write_bytes(executed, evaluation["executed_notebook"])
+    else:       # a stale notebook of an earlier version must not feed this version's feedback
+        executed.unlink(missing_ok=True)
+    atomic_write_text(sub_out / MEASUREMENTS_JSON, evaluation["measurements"])
+    atomic_write_text(sub_out / ROW_FILE, evaluation["row"])
+    # Plain JSON, so the row a first run returns equals the row a cached run reads back.
+    return GradeRow.from_json(evaluation["row"])
 
 
 MEASURED = ("vae_model", "gaussian_vae_model", "ae_models", "pca_sweep", "pca_figures")   # the grader's measurements of the models
@@ -274,9 +307,11 @@ def with_probes(result: ExecutionResult, outcome: ProbeOutcome) -> tuple[dict, l
     return artefacts, findings
 
 
-def failed_row(submission: Submission, rubric, error: BaseException) -> GradeRow:
-    """A grader bug on one submission: the row says so and the batch goes on."""
-    reason = f"the grader failed on this submission ({type(error).__name__}: {error}); tell the course staff"
+def failed_row(submission: Submission, rubric, error: BaseException | str) -> GradeRow:
+    """A grader bug on one submission (the exception, or its description from a Dask worker): the row says so and
+    the batch goes on."""
+    what = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
+    reason = f"the grader failed on this submission ({what}); tell the course staff"
     return GradeRow(submission=submission.submission_id, display_name=submission.display_name, status=Status.ERROR,
                     reason=reason, score=0.0, max_score=float(sum(item.points for item in rubric.items)),
                     items={item.item_id: 0.0 for item in rubric.items}, flags=sorted(submission.flags),
@@ -301,7 +336,7 @@ def finalize_submission(row: GradeRow, settings: GradeSettings, rubric, ta_score
         sub_out / FEEDBACK_HTML, submission_id=row.submission, display_name=row.display_name, status=row.status,
         reason=row.reason, item_scores=item_scores, cell_errors=row.cell_errors,
         figures_png=figures_from_notebook(executed if executed.exists() else None), sandbox=row.sandbox,
-        flags=row.flags, notes=row.notes, advice=row.advice)
+        flags=row.flags, notes=row.notes, advice=row.advice, time_limits=settings.limits.describe_time())
     pending = [s.item_id for s in manual if s.awaiting_review]
     items = dict(row.items) | {s.item_id: s.points for s in manual if s.item_id not in pending}
     return replace(row, score=round(sum(s.points for s in item_scores), 4),
@@ -316,6 +351,13 @@ def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: 
     except Exception as error:  # a grader bug must not lose the other students' grades
         log.error("%s: grader error\n%s", submission.submission_id, traceback.format_exc())
         row = failed_row(submission, rubric, error)
+    return finish_submission(submission, row, settings, rubric, ta_scores, questions)
+
+
+def finish_submission(submission: Submission, row: GradeRow, settings: GradeSettings, rubric, ta_scores: dict,
+                      questions=None) -> GradeRow:
+    """The cheap stage (`finalize_submission`) for a row from the cache, the local pool or a Dask worker; a grader
+    bug becomes an `error` row."""
     try:
         answers = written_answers.answers_of(submission, questions) if questions is not None else None
         return finalize_submission(row, settings, rubric, ta_scores, answers, questions)
@@ -326,7 +368,11 @@ def _grade_one(submission: Submission, settings: GradeSettings, rubric, secret: 
 
 # --- the class ---------------------------------------------------------------------------------------------------
 
-def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, progress: bool = True) -> list[GradeRow]:
+def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, progress: bool = True,
+                scheduler: str | None = None) -> list[GradeRow]:
+    """Grade every submission: with a local pool of `jobs` threads, or, given `scheduler` (an address that
+    distributed.Client accepts), one task per submission on that Dask cluster (autograder/distribute/). Either way
+    this process alone writes OUT/. Raises distribute.ClusterError when the cluster cannot be reached or is lost."""
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     clear_output_names(settings.out_dir, log.warning)
     rubric = scoring.load_rubric(settings.rubric_path)
@@ -334,18 +380,47 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     secret = probe_secret(settings.out_dir)
     ta_sheet = review.load_scores(settings.out_dir, rubric)     # the TA's scores from the last review sheet
     questions = written_answers.load_questions(rubric) if rubric.manual_items else None
-    log.info("grading %d submissions from %s into %s with %d job(s), sandbox=%s",
-             len(submissions), submissions_dir, settings.out_dir, jobs, settings.sandbox)
+    where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {jobs} job(s)"
+    log.info("grading %d submissions from %s into %s %s, sandbox=%s",
+             len(submissions), submissions_dir, settings.out_dir, where, settings.sandbox)
+    log.info("profile %s %s; time limits: %s", settings.profile_name, json.dumps(settings.profile, sort_keys=True),
+             settings.limits.describe_time())
     unenforced = sandbox_module.unenforced_limits(settings.sandbox) if any(not s.problem for s in submissions) else []
     for line in unenforced:
         log.warning("limit not enforced on this machine: %s", line)
 
     rows: list[GradeRow] = []
-    if any(not s.problem for s in submissions):
-        start_warm_up()
     bar = _progress_bar(len(submissions), progress)
+    if scheduler:
+        # Loaded only for a cluster run, so that a local run neither imports Dask nor starts any of its processes.
+        from autograder.distribute import cluster
+        graded = cluster.grade_on_cluster(scheduler, submissions, settings, rubric, secret, ta_sheet.scores, questions)
+    else:
+        if any(not s.problem for s in submissions):
+            start_warm_up()
+        graded = _grade_locally(submissions, settings, rubric, secret, ta_sheet.scores, questions, jobs)
+    try:
+        for submission, row in graded:
+            rows.append(row)
+            log.info("%s: %s, %.1f/%.1f in %.1fs%s", row.submission, row.status, row.score, row.max_score,
+                     row.duration_s, f" ({row.reason})" if row.reason and row.status != Status.OK else "")
+            bar.set_postfix_str(f"{row.submission}: {row.status}", refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
+    rows.sort(key=lambda r: r.submission.lower())
+    table = [r.table_row() for r in rows]
+    write_gradebook_csv(settings.out_dir / GRADEBOOK_CSV, table, rubric, manual_items=rubric.manual_items)
+    write_review_and_canvas(settings, submissions, rows, rubric)
+    write_class_reports(settings.out_dir, submissions, table, rubric, unenforced)
+    return rows
+
+
+def _grade_locally(submissions: list[Submission], settings: GradeSettings, rubric, secret: str, ta_scores: dict,
+                   questions, jobs: int):
+    """(submission, final row) as the local pool of `jobs` threads finishes them."""
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_sheet.scores, questions): s
+        futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_scores, questions): s
                    for s in submissions}
         for future in as_completed(futures):
             submission = futures[future]
@@ -354,18 +429,7 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
             except Exception as error:  # _grade_one catches everything; this is the last line of defence
                 log.error("%s: grader error\n%s", submission.submission_id, traceback.format_exc())
                 row = failed_row(submission, rubric, error)
-            rows.append(row)
-            log.info("%s: %s, %.1f/%.1f in %.1fs%s", row.submission, row.status, row.score, row.max_score,
-                     row.duration_s, f" ({row.reason})" if row.reason and row.status != Status.OK else "")
-            bar.set_postfix_str(f"{row.submission}: {row.status}", refresh=False)
-            bar.update(1)
-    bar.close()
-    rows.sort(key=lambda r: r.submission.lower())
-    table = [r.table_row() for r in rows]
-    write_gradebook_csv(settings.out_dir / GRADEBOOK_CSV, table, rubric, manual_items=rubric.manual_items)
-    write_review_and_canvas(settings, submissions, rows, rubric)
-    write_class_reports(settings.out_dir, submissions, table, rubric, unenforced)
-    return rows
+            yield submission, row
 
 
 # What the grader's own process needs after a notebook has run (about 3 s of imports on a 2-core machine): loaded

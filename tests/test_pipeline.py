@@ -120,3 +120,24 @@ def test_the_runs_notes_reach_the_row_the_feedback_and_the_log(tmp_path, monkeyp
     assert GradeRow.from_json((settings.out_dir / "amy" / ROW_FILE).read_text()).notes == [note]
     assert "Notes from the run" in (settings.out_dir / "amy" / FEEDBACK_HTML).read_text()
     assert f"amy: note: {note}" in caplog.text and "kernel said: bye" in caplog.text
+
+
+def test_the_limits_are_part_of_the_cache_key(tmp_path):
+    import nbformat
+
+    from autograder import pipeline
+    from autograder.discover import discover
+    from autograder.execution.limits import DEFAULT_LIMITS
+    from autograder.lab import profiles
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), tmp_path / "amy.ipynb")
+    [submission] = discover(tmp_path)
+
+    def key(limits):
+        return pipeline.cache_key(submission, pipeline.GradeSettings(
+            out_dir=tmp_path / "out", rubric_path=REPO / "autograder" / "rubric.yaml", data_dir=REPO / "data_cache",
+            sandbox="none", profile_name="tiny", profile=profiles.get_profile("tiny"), limits=limits))
+
+    assert key(DEFAULT_LIMITS) == key(DEFAULT_LIMITS.replace())
+    assert key(DEFAULT_LIMITS) != key(DEFAULT_LIMITS.replace(cell_timeout_s=120))
+    assert key(DEFAULT_LIMITS) != key(DEFAULT_LIMITS.replace(notebook_timeout_s=900))

@@ -79,5 +79,19 @@ class Limits:
     def replace(self, **changes) -> "Limits":
         return dataclasses.replace(self, **changes)
 
+    def describe_time(self) -> str:
+        """The time limits as the log and every feedback page state them."""
+        return f"{self.cell_timeout_s:g} s per cell, {self.notebook_timeout_s:g} s for the whole notebook"
+
+    def check_time(self) -> str | None:
+        """Why these time limits cannot work (None when they can): the message names the option to change."""
+        if not self.cell_timeout_s > 0:
+            return f"the cell time limit must be more than 0 s (got {self.cell_timeout_s:g}): pass --cell-timeout SECONDS"
+        if not self.notebook_timeout_s > self.export_reserve_s:
+            return (f"the notebook time limit of {self.notebook_timeout_s:g} s leaves no time for the student's cells: "
+                    f"{self.export_reserve_s:g} s of it are kept for the grader's export cell, so pass "
+                    f"--notebook-timeout SECONDS with more than {self.export_reserve_s:g}")
+        return None
+
 
 DEFAULT_LIMITS = Limits()

@@ -560,12 +560,14 @@ def _interpret(run: _Run, layout: GradedLayout, limits: Limits, workdir: Path, n
         event = student_timeouts[0]
         where = _describe_cell(layout, event["cell"], executed)
         if event["kind"] == "notebook_timeout":
-            reason = (f"The notebook did not finish within its {limits.notebook_timeout_s:.0f} s limit (reached in "
-                      f"{where}); the remaining cells were skipped but the grader's checks of your functions still "
-                      "ran. Make sure training uses the parameters cell's values (N_TRAIN, *_EPOCHS).")
+            student_s = limits.notebook_timeout_s - limits.export_reserve_s
+            reason = (f"The notebook did not finish within its {limits.notebook_timeout_s:.0f} s limit: it was "
+                      f"stopped after {student_s:.0f} s, in {where} (the last {limits.export_reserve_s:.0f} s are "
+                      "kept for the grader); the remaining cells were skipped but the grader's checks of your "
+                      "functions still ran. Make sure training uses the parameters cell's values (N_TRAIN, *_EPOCHS).")
         else:
             reason = (f"{where[0].upper()}{where[1:]} ran longer than the {limits.cell_timeout_s:.0f} s limit per "
-                      "cell and was interrupted; ")
+                      f"cell and was interrupted (stopped after {limits.cell_timeout_s:.0f} s); ")
             reason += ("it ignored the interrupt, so the kernel was killed and later cells did not run."
                        if event.get("kernel_killed") else "the cells after it still ran.")
             reason += " Look for an infinite loop or training that ignores the parameters cell."

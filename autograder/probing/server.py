@@ -18,6 +18,7 @@ read, so the notebook's prints cannot enter the channel. Code in this process ca
 keeps answers honest is that every input is drawn by the grader for the call that uses it, so an answer can only
 be right by computing it, and the grader judges every answer itself.
 """
+import ast
 import os
 import signal
 import sys
@@ -117,8 +118,22 @@ def changed(before: dict, after: dict) -> list:
 
 # --- definitions and models ----------------------------------------------------------------------------------------
 
+def is_import(source: str) -> bool:
+    """An `import` / `from ... import` statement: it runs only installed packages (the server has no view of the
+    submission's files), so it gets the rest of the definitions' budget rather than one statement's limit, which a
+    cold `import torchvision` or scikit-learn can pass on a busy machine."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    return bool(body) and all(isinstance(node, (ast.Import, ast.ImportFrom)) for node in body)
+
+
 def run_statements(statements: list, ns: dict) -> list:
-    """Execute each statement with its own time limit; returns [{"cell", "line", "error"}] for the ones that failed."""
+    """Execute each statement with its own time limit; returns [{"cell", "line", "error"}] for the ones that failed.
+    The modules a failed statement had started to import are forgotten: a package interrupted half-way (its
+    submodules cached, itself not) fails every later import of it (scipy.ndimage: "name '_ndimage_api' is not
+    defined"), which would cost the probes that import it again."""
     failed = []
     budget_end = time.monotonic() + DEFINITIONS_BUDGET_S
     for statement in statements:
@@ -127,14 +142,18 @@ def run_statements(statements: list, ns: dict) -> list:
         if left <= 0:
             failed.append({**where, "error": "not run: the time for definitions was used up"})
             continue
+        modules = set(sys.modules)
         try:
             code = compile(statement["source"], f"<notebook cell {statement.get('cell')}>", "exec")
-            signal.setitimer(signal.ITIMER_REAL, min(STATEMENT_TIMEOUT_S, left))
+            limit = left if is_import(statement["source"]) else min(STATEMENT_TIMEOUT_S, left)
+            signal.setitimer(signal.ITIMER_REAL, limit)
             try:
                 exec(code, ns)  # noqa: S102 - the notebook's own definitions, inside the sandbox
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         except BaseException as error:  # noqa: BLE001 - SystemExit and Timeout included
+            for name in set(sys.modules) - modules:
+                sys.modules.pop(name, None)
             failed.append({**where, "error": calls.error_text(error, 300)})
     return failed
 

@@ -141,7 +141,7 @@ def render_feedback_html(submission_id: str, status: str, reason: str | None, it
                          cell_errors: Iterable[Any] = (), figures_png: Iterable[Any] = (), *,
                          display_name: str | None = None, sandbox: str | None = None, flags: Iterable[str] = (),
                          notes: Iterable[str] = (), advice: Iterable[str] = (), title: str = "Lab feedback",
-                         include_hidden: bool = False,
+                         include_hidden: bool = False, time_limits: str = "",
                          max_figures: int = 40) -> str:
     items = list(item_scores)
     shown = [i for i in items if include_hidden or i.visibility != "hidden"]
@@ -170,7 +170,7 @@ def render_feedback_html(submission_id: str, status: str, reason: str | None, it
         hidden_count=len(hidden), hidden_points=round(sum(i.max_points for i in hidden), 2),
         errors=[e for e in errors if not e["grader_cell"]], thumbnails=thumbs, skipped=skipped,
         classifier_views=_classifier_views(shown), notes=[_clean(note) for note in notes or ()],
-        advice=[_clean(text) for text in advice or ()],
+        advice=[_clean(text) for text in advice or ()], time_limits=time_limits,
         unsandboxed=status != Status.INVALID and sandbox_mode in NO_SANDBOX,
         flag_notes=list(dict.fromkeys(penalty_notes(items) +
                                       [FLAG_NOTES[f] for f in sorted(flags or ()) if f in FLAG_NOTES] +
@@ -182,7 +182,8 @@ def write_feedback_html(path: str | Path, submission_id: str, status: str, reaso
                         item_scores: Iterable[ItemScore], cell_errors: Iterable[Any] = (),
                         figures_png: Iterable[Any] = (), **options) -> Path:
     """Self-contained HTML for the student (no external resources, figures as data: URIs, everything from the
-    submission escaped). Options: display_name, sandbox, flags, notes, advice, title, include_hidden, max_figures."""
+    submission escaped). Options: display_name, sandbox, flags, notes, advice, title, include_hidden, max_figures,
+    time_limits (the run's limits in words, `Limits.describe_time()`)."""
     html = render_feedback_html(submission_id, status, reason, item_scores, cell_errors, figures_png, **options)
     return atomic_write_text(path, html)
 
