@@ -7,16 +7,23 @@ A submission is one of
 Student ids come from the names: seed 003's `Assignment1 FirstName LastName.ipynb` gives `FirstName LastName`,
 Canvas exports (`lastfirst_LATE_123_456_original name.ipynb`) give the Canvas login (autograder/discover/names.py).
 Ids are made safe for file names (`submission` column, `OUT/<submission>/`) and unique; the original name is kept
-for display.
+for display. Gradescope's export (`submission_<id>/` folders and `submission_metadata.yml`) gives the submitters'
+names instead of the folder names.
+
+When each was handed in (autograder/discover/times.py) is a fact of the submission, outside its content digest:
+`timestamp.txt` in its folder, Gradescope's `:created_at:`, and Canvas's late marker in its file name. The grader
+checks nothing of it; the cheap stage turns it into lateness (autograder/scoring/late.py).
 """
 from __future__ import annotations
 
 import hashlib
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
-from autograder.discover.names import safe_id, student_name
+from autograder.discover import times
+from autograder.discover.names import canvas_late, safe_id, student_name
 
 NOTEBOOK_SUFFIX = ".ipynb"
 REPORT_SUFFIX = ".pdf"
@@ -38,6 +45,9 @@ class Submission:
     notebook_member: str | None   # notebook to grade: a path under `source` (folder), a zip member, or "" (file)
     flags: frozenset = field(default_factory=frozenset)  # the *_FLAG names above
     problem: str | None = None    # why nothing can be graded; the submission still gets a row and a report
+    submitted_at: datetime | None = None  # when it was handed in, when known (no tzinfo: the deadline's zone)
+    time_source: str = ""         # where submitted_at comes from
+    late_marker: bool = False     # the LMS marked it late (Canvas's _LATE_ in the file name)
 
     def notebook_bytes(self) -> bytes:
         """The notebook's bytes, wherever it lives. Raises OSError/zipfile errors for the caller to turn into a status."""
@@ -115,8 +125,19 @@ def describe(path: Path) -> Submission | None:
             member, problem = None, f"'{path.name}' is not a readable zip archive ({error}): submit the .ipynb itself"
     else:
         return None
+    submitted_at = times.read_timestamp_file(path) if path.is_dir() else None
     return Submission(submission_id=safe_id(student_name(name)), display_name=student_name(name), source=path,
-                      notebook_member=member, flags=frozenset(flags), problem=problem)
+                      notebook_member=member, flags=frozenset(flags), problem=problem, submitted_at=submitted_at,
+                      time_source=times.TIMESTAMP_FILE if submitted_at else "", late_marker=canvas_late(name))
+
+
+def with_gradescope_metadata(submission: Submission, entry: times.GradescopeEntry) -> Submission:
+    """A `submission_<id>/` folder of a Gradescope export, named after its submitters and timed by Gradescope."""
+    name = " & ".join(entry.names) or submission.display_name
+    changes = {"display_name": name, "submission_id": safe_id(name)}
+    if entry.created_at is not None:
+        changes |= {"submitted_at": entry.created_at, "time_source": f"Gradescope ({times.GRADESCOPE_METADATA})"}
+    return replace(submission, **changes)
 
 
 def discover(submissions_dir: Path) -> list[Submission]:
@@ -125,12 +146,15 @@ def discover(submissions_dir: Path) -> list[Submission]:
     if not submissions_dir.is_dir():
         raise FileNotFoundError(f"submissions folder '{submissions_dir}' does not exist: pass SUBMISSIONS=<folder>")
     found = [s for p in sorted(submissions_dir.iterdir()) if not _is_ignored(p) and (s := describe(p)) is not None]
+    gradescope = times.read_gradescope_metadata(submissions_dir)
+    found = [with_gradescope_metadata(s, gradescope[s.source.name]) if s.source.name in gradescope else s
+             for s in found]
     seen: dict[str, int] = {}
     unique = []
     for submission in sorted(found, key=lambda s: (s.submission_id.lower(), str(s.source))):
         count = seen.get(submission.submission_id.lower(), 0)
         seen[submission.submission_id.lower()] = count + 1
         if count:
-            submission = Submission(**{**submission.__dict__, "submission_id": f"{submission.submission_id}-{count + 1}"})
+            submission = replace(submission, submission_id=f"{submission.submission_id}-{count + 1}")
         unique.append(submission)
     return unique
