@@ -13,8 +13,15 @@ JOBS ?=
 SANDBOX ?=
 CANVAS_ASSIGNMENT ?=
 CANVAS_ROSTER ?=
+ONLY ?=
+EXTENSIONS ?=
+SUBMISSION_TIMES ?=
+STARTER_CODE ?=
+# make release: PUBLISH=yes shows the items released with the grades; PDF=no skips the PDFs
+PUBLISH ?=
+PDF ?=
 
-.PHONY: grade test data classifier template solution bench venv sandbox-tools test-tools clean
+.PHONY: grade release gradescope test data classifier template solution bench venv sandbox-tools test-tools clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -61,7 +68,18 @@ solution: $(STAMP) $(DATA_STAMP)
 grade: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) -m autograder grade $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") $(if $(OUT),--out "$(OUT)") \
 	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX)) \
-	  $(if $(CANVAS_ASSIGNMENT),--canvas-assignment "$(CANVAS_ASSIGNMENT)") $(if $(CANVAS_ROSTER),--canvas-roster "$(CANVAS_ROSTER)")
+	  $(if $(CANVAS_ASSIGNMENT),--canvas-assignment "$(CANVAS_ASSIGNMENT)") $(if $(CANVAS_ROSTER),--canvas-roster "$(CANVAS_ROSTER)") \
+	  $(if $(ONLY),--only $(ONLY)) $(if $(EXTENSIONS),--extensions "$(EXTENSIONS)") \
+	  $(if $(SUBMISSION_TIMES),--submission-times "$(SUBMISSION_TIMES)") $(if $(STARTER_CODE),--starter-code $(STARTER_CODE))
+
+# The student-facing pages, a PDF (Debian's chromium, as the browser tests use) and a zip per student in OUT/release/.
+release: $(STAMP) test-tools
+	$(PY) -m autograder release $(if $(OUT),--out "$(OUT)") $(if $(filter yes,$(PUBLISH)),--publish) \
+	  $(if $(filter no,$(PDF)),--no-pdf)
+
+# Gradescope's autograder: dist/autograder.zip (setup.sh, run_autograder, the grader, the template, the classifier).
+gradescope: $(STAMP) $(CLASSIFIER)
+	$(PY) -m autograder.gradescope --out dist/autograder.zip
 
 test: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) test-tools
 	$(PY) -m pytest -q tests

@@ -171,6 +171,26 @@ def load_scores(out_dir: Path, rubric) -> Sheet:
     return sheet
 
 
+def students_from_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str]]) -> list[tuple[str, str, dict]]:
+    """(submission id, display name, {item id: Answer}) for students whose notebooks are not at hand (`--only` keeps
+    their rows): their answers as the last sheet listed them."""
+    sheet = read_sheet(sheet_path(out_dir), rubric)
+    by_text = {f"[{text}]": state for state, text in STATES.items()}
+    records = {(r["submission"], r["question"]): r for r in sheet.records}
+    result = []
+    for submission_id, display_name in students:
+        answers = {}
+        for item in rubric.manual_items:
+            record = records.get((submission_id, item.item_id))
+            if record is None:
+                continue
+            text = record["answer"][1:] if record["answer"].startswith("'") else record["answer"]
+            state = by_text.get(text.strip())
+            answers[item.item_id] = Answer("", state) if state else Answer(text, "answered")
+        result.append((submission_id, display_name, answers))
+    return result
+
+
 ABSENT_STATES = ("not_found", "blank")     # written_answers.STATES: no answer to review
 
 

@@ -103,6 +103,7 @@ class SimilarityReport:
     pair_similarities: list[float]  # every compared pair, for the histogram
     thresholds: Thresholds = field(default_factory=Thresholds)
     seconds: float = 0.0
+    starter_code: list = field(default_factory=list)   # names of the other starter code excluded
 
     @property
     def skipped(self) -> list[StudentCode]:
@@ -271,17 +272,42 @@ def shared_excerpt(code: str, slices, context: int = CONTEXT_LINES, max_lines: i
 
 # --- the report --------------------------------------------------------------------------------------------------
 
+def starter_code_text(path: Path) -> str:
+    """Code the instructor gave out besides the template (`--starter-code`): a notebook's code cells, or a .py file;
+    a folder gives every notebook and .py file in it. Raises NotebookCodeError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file())
+        return "\n".join(starter_code_text(p) for p in files)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise NotebookCodeError(f"starter code {path} cannot be read ({error})") from None
+    if path.suffix == ".ipynb":
+        try:
+            return notebook_code(data)
+        except NotebookCodeError as error:
+            raise NotebookCodeError(f"starter code {path}: {error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotebookCodeError(f"starter code {path}: not UTF-8 text (pass notebooks or .py files)") from None
+
+
 def build_report(submissions, template_notebook: Path = TEMPLATE_NOTEBOOK,
-                 thresholds: Thresholds = Thresholds()) -> SimilarityReport:
+                 thresholds: Thresholds = Thresholds(), starter_code=()) -> SimilarityReport:
     started = time.monotonic()
     template_path = Path(template_notebook)
     try:
         boilerplate = notebook_code(template_path.read_bytes())
     except (OSError, NotebookCodeError) as error:
         raise NotebookCodeError(f"the template {template_path} cannot be read ({error}): run `make template`") from None
+    for path in starter_code:
+        boilerplate += "\n" + starter_code_text(path)
     students = [student_code(s) for s in submissions]
     pairs, similarities = compare(students, boilerplate, thresholds)
-    return SimilarityReport(students, pairs, similarities, thresholds, seconds=round(time.monotonic() - started, 2))
+    return SimilarityReport(students, pairs, similarities, thresholds, seconds=round(time.monotonic() - started, 2),
+                            starter_code=[Path(p).name for p in starter_code])
 
 
 def _histogram(similarities: list[float], flag_similarity: float) -> str | None:
@@ -318,10 +344,11 @@ def render_similarity_html(report: SimilarityReport, feedback_root: Path | None 
 
 
 def write_similarity_report(submissions, out_path: str | Path, template_notebook: Path = TEMPLATE_NOTEBOOK,
-                            thresholds: Thresholds = Thresholds()) -> SimilarityReport:
-    """Compare the submissions and write the HTML report atomically to `out_path` (e.g. OUT/similarity.html)."""
+                            thresholds: Thresholds = Thresholds(), starter_code=()) -> SimilarityReport:
+    """Compare the submissions and write the HTML report atomically to `out_path` (e.g. OUT/similarity.html);
+    `starter_code`: more code given out (notebooks, .py files, folders of them) that does not count as shared."""
     out_path = Path(out_path)
-    report = build_report(submissions, template_notebook, thresholds)
+    report = build_report(submissions, template_notebook, thresholds, starter_code)
     atomic_write_text(out_path, render_similarity_html(report, feedback_root=out_path.parent))
     log.info("similarity: %d pair(s) flagged among %d submissions (%d skipped) in %.1fs -> %s",
              len(report.flagged), len(report.students), len(report.skipped), report.seconds, out_path)
