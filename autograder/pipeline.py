@@ -413,7 +413,7 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
         start_warm_up()
     bar = _progress_bar(len(to_grade), progress)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_sheet.scores, questions,
+        futures = {pool.submit(_grade_one, s, settings, rubric, secret, ta_sheet.all_scores, questions,
                                extensions.get(s.submission_id), bool(settings.only)): s
                    for s in to_grade}
         for future in as_completed(futures):
@@ -431,7 +431,7 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     bar.close()
     kept = []
     if settings.only:
-        kept = kept_rows(previous, {r.submission for r in rows}, rubric, ta_sheet.scores, questions,
+        kept = kept_rows(previous, {r.submission for r in rows}, rubric, ta_sheet.all_scores, questions,
                          {s.submission_id: s for s in submissions}, extensions, times_found, settings)
         log.info("kept from the last run, not regraded (--only): %s", ", ".join(r.submission for r in kept) or "none")
         never = sorted({s.submission_id for s in submissions} - {r.submission for r in rows + kept})
@@ -470,7 +470,7 @@ def release_class(out_dir: Path, rubric_path: Path, publish: bool = False, pdf: 
         if path.parent.name != row.submission:
             continue
         row = rescore(row, rubric)
-        item_scores, lateness = final_scores(row, rubric, ta_sheet.scores, questions)
+        item_scores, lateness = final_scores(row, rubric, ta_sheet.all_scores, questions)
         students.append(release.Released(final_row(row, item_scores, lateness, rubric), item_scores, lateness))
     if not students:
         raise FileNotFoundError(f"no graded submission in {out_dir} (no <submission>/{ROW_FILE}): grade the class "
