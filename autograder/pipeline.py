@@ -440,8 +440,9 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     rows = sorted(rows + kept, key=lambda r: r.submission.lower())
     table = [r.table_row() for r in rows]
     write_gradebook_csv(settings.out_dir / GRADEBOOK_CSV, table, rubric, manual_items=rubric.manual_items)
-    write_review_and_canvas(settings, to_grade, rows, rubric, kept)
     by_id = {s.submission_id: s for s in submissions}
+    at_hand = [by_id[r.submission] for r in rows if r.submission in by_id]
+    write_review_and_canvas(settings, at_hand, rows, rubric, [r for r in kept if r.submission not in by_id])
     if all(r.submission in by_id for r in rows):
         compared = [by_id[r.submission] for r in rows]
     else:       # --only with a folder that lacks some of the kept students: their code is not at hand
