@@ -13,6 +13,7 @@ JOBS ?=
 SANDBOX ?=
 CANVAS_ASSIGNMENT ?=
 CANVAS_ROSTER ?=
+RUBRIC ?=
 ONLY ?=
 EXTENSIONS ?=
 SUBMISSION_TIMES ?=
@@ -67,14 +68,15 @@ solution: $(STAMP) $(DATA_STAMP)
 
 grade: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) -m autograder grade $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") $(if $(OUT),--out "$(OUT)") \
-	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX)) \
+	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX)) $(if $(RUBRIC),--rubric "$(RUBRIC)") \
 	  $(if $(CANVAS_ASSIGNMENT),--canvas-assignment "$(CANVAS_ASSIGNMENT)") $(if $(CANVAS_ROSTER),--canvas-roster "$(CANVAS_ROSTER)") \
 	  $(if $(ONLY),--only $(ONLY)) $(if $(EXTENSIONS),--extensions "$(EXTENSIONS)") \
 	  $(if $(SUBMISSION_TIMES),--submission-times "$(SUBMISSION_TIMES)") $(if $(STARTER_CODE),--starter-code $(STARTER_CODE))
 
 # The student-facing pages, a PDF (Debian's chromium, as the browser tests use) and a zip per student in OUT/release/.
 release: $(STAMP) test-tools
-	$(PY) -m autograder release $(if $(OUT),--out "$(OUT)") $(if $(filter yes,$(PUBLISH)),--publish) \
+	$(PY) -m autograder release $(if $(OUT),--out "$(OUT)") $(if $(RUBRIC),--rubric "$(RUBRIC)") \
+	  $(if $(filter yes,$(PUBLISH)),--publish) \
 	  $(if $(filter no,$(PDF)),--no-pdf)
 
 # Gradescope's autograder: dist/autograder.zip (setup.sh, run_autograder, the grader, the template, the classifier).
