@@ -11,7 +11,8 @@ Two stages per submission:
   penalties and the late share to every item, then writes results.json and feedback.html. So a TA's scores and a new
   late policy reach the reports on the next run without re-executing anything.
 `--only NAME...` (`GradeSettings.only`) regrades those submissions and keeps every other row of the last run, read back
-from OUT/<id>/row.json and finished by the same cheap stage; the log says who was regraded and why.
+from OUT/<id>/row.json and finished by the same cheap stage; the log says who was regraded and why. Rows of students
+not in the submissions folder are kept the same way, so a folder holding one student never shrinks the gradebook.
 After the batch: gradebook.csv (one column per rubric item, then per written answer: blank = awaiting review), the
 review sheet OUT/review/written_answers.{html,csv} (autograder/reports/review.py), OUT/canvas_gradebook.csv
 (autograder/reports/canvas.py) and the class reports. The row, the item scores and the names of these files are the
@@ -390,8 +391,8 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     rubric = scoring.load_rubric(settings.rubric_path)
     submissions = discover(submissions_dir)
-    previous = previous_rows(settings.out_dir) if settings.only else {}
-    # --only: a CSV row may name a kept student whose notebook is not in this folder
+    previous = previous_rows(settings.out_dir)
+    # a CSV row may name a kept student whose notebook is not in this folder
     absent = [SimpleNamespace(submission_id=r.submission, display_name=r.display_name, source=Path(r.source_name))
               for r in previous.values() if r.submission not in {s.submission_id for s in submissions}]
     times_found = read_times(submissions + absent, settings.submission_times)
@@ -429,14 +430,18 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
             bar.set_postfix_str(f"{row.submission}: {row.status}", refresh=False)
             bar.update(1)
     bar.close()
-    kept = []
+    # The other rows of OUT/ are kept: those --only did not name, and those of students not in this folder (a
+    # folder holding one student never shrinks the class's gradebook to one row).
+    kept = kept_rows(previous, {r.submission for r in rows}, rubric, ta_sheet.all_scores, questions,
+                     {s.submission_id: s for s in submissions}, extensions, times_found, settings)
     if settings.only:
-        kept = kept_rows(previous, {r.submission for r in rows}, rubric, ta_sheet.all_scores, questions,
-                         {s.submission_id: s for s in submissions}, extensions, times_found, settings)
         log.info("kept from the last run, not regraded (--only): %s", ", ".join(r.submission for r in kept) or "none")
         never = sorted({s.submission_id for s in submissions} - {r.submission for r in rows + kept})
         if never:
             log.warning("not in --only and never graded, so not in the gradebook: %s", ", ".join(never))
+    elif kept:
+        log.warning("kept %d row(s) of earlier runs whose submissions are not in %s: %s (delete OUT/<submission>/ "
+                    "to drop one)", len(kept), submissions_dir, ", ".join(r.submission for r in kept))
     rows = sorted(rows + kept, key=lambda r: r.submission.lower())
     table = [r.table_row() for r in rows]
     write_gradebook_csv(settings.out_dir / GRADEBOOK_CSV, table, rubric, manual_items=rubric.manual_items)

@@ -188,6 +188,14 @@ def test_only_regrades_those_and_keeps_every_other_row(counted, course, caplog):
     with pytest.raises(ValueError, match="--only nobody: no such submission"):
         grade_class(subs, settings, progress=False)
 
+    # Without --only too: the student in the folder is graded (here: from the cache), the others are kept and named.
+    settings.only = ()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="autograder"):
+        rows = grade_class(alone, settings, progress=False)
+    assert len(rows) == len(EXPECTED) and "kept 7 row(s) of earlier runs whose submissions are not in" in caplog.text
+    assert len(counted) == len(EXPECTED) + 2
+
 
 def test_release_before_and_after_publishing(counted, course):
     subs, settings = course
