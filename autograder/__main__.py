@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from autograder import DATA_CACHE
-from autograder.discover.times import TimeError
 from autograder.execution.limits import Limits
 from autograder.lab.data import MnistCacheError, check_cache
 from autograder.lab.demo import DEMO_DIR
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                              only=tuple(args.only or ()), starter_code=tuple(args.starter_code or ()))
     try:
         rows = grade_class(args.submissions, settings, jobs=args.jobs, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as failure:  # no such folder, a rubric or a CSV that does not validate
+    except (FileNotFoundError, ValueError) as failure:  # no such folder, a rubric or a CSV (TimeError) that fails
         return error(str(failure))
     width = max([len(r.submission) for r in rows] + [10])
     for row in rows:

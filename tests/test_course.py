@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import pipeline, scoring
+from autograder import scoring
 from autograder.execution import run as execute
 from autograder.execution.limits import Limits
 from autograder.execution.run import ExecutionResult

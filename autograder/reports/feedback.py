@@ -178,6 +178,8 @@ def render_feedback_html(submission_id: str, status: str, reason: str | None, it
     released later, without points or message, and the total counts only the visible items, as results.json's
     summary line does), "published" (every item but the hidden ones, which count in the total, as on
     Gradescope)."""
+    if release not in RELEASE_MODES:
+        raise ValueError(f"release must be one of {', '.join(RELEASE_MODES)}, got {release!r}")
     items = list(item_scores)
     shown = [i for i in items if include_hidden or i.visibility != "hidden"]
     hidden = [i for i in items if i not in shown]
