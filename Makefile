@@ -20,8 +20,16 @@ PROFILE ?=
 # make worker: NWORKERS single-threaded worker processes (empty: one per core), listening on WORKER_HOST (empty: Dask's choice)
 NWORKERS ?=
 WORKER_HOST ?=
+RUBRIC ?=
+ONLY ?=
+EXTENSIONS ?=
+SUBMISSION_TIMES ?=
+STARTER_CODE ?=
+# make release: PUBLISH=yes shows the items released with the grades; PDF=no skips the PDFs
+PUBLISH ?=
+PDF ?=
 
-.PHONY: grade worker test data classifier template solution bench calibrate venv sandbox-tools seccomp-tools test-tools clean
+.PHONY: grade worker release gradescope test data classifier template solution bench calibrate venv sandbox-tools seccomp-tools test-tools clean
 
 venv: $(STAMP)
 $(STAMP): requirements.txt
@@ -77,8 +85,10 @@ solution: $(STAMP) $(DATA_STAMP)
 
 grade: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) -m autograder grade $(if $(SUBMISSIONS),--submissions "$(SUBMISSIONS)") $(if $(OUT),--out "$(OUT)") \
-	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX)) \
+	  $(if $(JOBS),--jobs $(JOBS)) $(if $(SANDBOX),--sandbox $(SANDBOX)) $(if $(RUBRIC),--rubric "$(RUBRIC)") \
 	  $(if $(CANVAS_ASSIGNMENT),--canvas-assignment "$(CANVAS_ASSIGNMENT)") $(if $(CANVAS_ROSTER),--canvas-roster "$(CANVAS_ROSTER)") \
+	  $(if $(ONLY),--only $(ONLY)) $(if $(EXTENSIONS),--extensions "$(EXTENSIONS)") \
+	  $(if $(SUBMISSION_TIMES),--submission-times "$(SUBMISSION_TIMES)") $(if $(STARTER_CODE),--starter-code $(STARTER_CODE)) \
 	  $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(CELL_TIMEOUT),--cell-timeout $(CELL_TIMEOUT)) \
 	  $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT)) $(if $(PROFILE),--profile "$(PROFILE)")
 
@@ -87,6 +97,16 @@ grade: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 worker: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) sandbox-tools
 	$(PY) -m autograder worker $(if $(SCHEDULER),--scheduler "$(SCHEDULER)") $(if $(NWORKERS),--nworkers $(NWORKERS)) \
 	  $(if $(WORKER_HOST),--host $(WORKER_HOST))
+
+# The student-facing pages, a PDF (Debian's chromium, as the browser tests use) and a zip per student in OUT/release/.
+release: $(STAMP) test-tools
+	$(PY) -m autograder release $(if $(OUT),--out "$(OUT)") $(if $(RUBRIC),--rubric "$(RUBRIC)") \
+	  $(if $(filter yes,$(PUBLISH)),--publish) \
+	  $(if $(filter no,$(PDF)),--no-pdf)
+
+# Gradescope's autograder: dist/autograder.zip (setup.sh, run_autograder, the grader, the template, the classifier).
+gradescope: $(STAMP) $(CLASSIFIER)
+	$(PY) -m autograder.gradescope --out dist/autograder.zip
 
 test: $(STAMP) $(DATA_STAMP) $(CLASSIFIER) test-tools
 	$(PY) -m pytest -q tests

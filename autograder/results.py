@@ -4,7 +4,11 @@
   what it produced, its colour in the class summary, whether Canvas gets its score or a blank cell).
 - `ItemScore`: one rubric item's outcome, the single form item scores keep from scoring to every report.
 - `GradeRow`: one submission's row (status, scores, flags, the item scores, cell errors and the notes of its run),
-  with its own JSON round trip (OUT/<submission>/row.json).
+  with its own JSON round trip (OUT/<submission>/row.json). It also carries the facts of the submission that the
+  cheap stage needs and that are not part of the cache key: its file name, when it was handed in (and how that is
+  known), Canvas's late marker, the student's extension and the states of the written answers.
+- `Lateness`: a row's lateness, assessed by the cheap stage from those facts and the rubric's deadline and late
+  policy (autograder/scoring/late.py), shown in the gradebook, the feedback and the summary.
 - The names of the files the grader writes in OUT/.
 """
 from __future__ import annotations
@@ -29,11 +33,16 @@ REVIEW_HTML = "written_answers.html"
 ROW_FILE = "row.json"                           # the cached automatic row (and its cache key)
 EXECUTED_NOTEBOOK = "executed.ipynb"            # the notebook as it ran in the grader
 RESULTS_JSON = "results.json"                   # Gradescope's results format
-FEEDBACK_HTML = "feedback.html"                 # the student's feedback page
+FEEDBACK_HTML = "feedback.html"                 # the student's feedback page (the staff's preview: every item)
 MEASUREMENTS_JSON = "measurements.json"         # what the grader measured of the student's models (for staff)
+# OUT/release/: what students get (`python -m autograder release`)
+RELEASE_DIR = "release"
+RELEASE_PDF = "feedback.pdf"                    # OUT/release/<submission>/feedback.pdf
+RELEASE_INDEX = "index.html"                    # OUT/release/index.html: the list for the instructor
 # every name the run itself writes directly in OUT/ (a submission's folder OUT/<id>/ may be none of them)
-OUT_NAMES = (GRADEBOOK_CSV, CANVAS_GRADEBOOK_CSV, GRADING_LOG, SUMMARY_HTML, SIMILARITY_HTML, SECRET_FILE, REVIEW_DIR)
-OUT_FOLDERS = (REVIEW_DIR,)
+OUT_NAMES = (GRADEBOOK_CSV, CANVAS_GRADEBOOK_CSV, GRADING_LOG, SUMMARY_HTML, SIMILARITY_HTML, SECRET_FILE, REVIEW_DIR,
+             RELEASE_DIR)
+OUT_FOLDERS = (REVIEW_DIR, RELEASE_DIR)
 
 
 def clear_output_names(out_dir, warn=print) -> list[str]:
@@ -149,6 +158,36 @@ def plain_json(value: Any) -> Any:
 
 
 @dataclass
+class Lateness:
+    """When a submission came in against its deadline, and what the late policy takes for it.
+
+    `state`: `on_time`, `late`, `unknown` (marked late, e.g. by Canvas, with no time known), `no_time` (no time known
+    and not marked late: counted as on time). `fraction` is the share of every item's points removed (written answers
+    included); `message` says all of it once, for the student; `label` is the gradebook's short form."""
+
+    state: str
+    fraction: float = 0.0
+    message: str = ""
+    label: str = ""
+    submitted_at: str = ""     # ISO 8601, when known
+    deadline: str = ""         # the deadline that applied (the extension's when there is one), ISO 8601
+    extended: bool = False
+    late_seconds: float = 0.0
+    days: int = 0              # started days late (after the grace period)
+
+    @property
+    def penalised(self) -> bool:
+        return self.fraction > 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Lateness":
+        return cls(**data)
+
+
+@dataclass
 class GradeRow:
     submission: str
     display_name: str
@@ -166,6 +205,14 @@ class GradeRow:
     awaiting_review: list = field(default_factory=list)  # written-answer item ids without a TA score (final row)
     notes: list = field(default_factory=list)           # the run's notes (truncated output, converted notebook...)
     advice: list = field(default_factory=list)          # where the notebook departs from the template (top of page)
+    # facts of the submission, refreshed every run and not part of the cache key (the cheap stage reads them)
+    source_name: str = ""                               # its file or folder in the submissions folder
+    submitted_at: str = ""                              # when it was handed in (ISO 8601), when known
+    time_source: str = ""                               # where that time comes from
+    late_marker: bool = False                           # marked late by the LMS (Canvas's _LATE_ in the file name)
+    extension: str = ""                                 # this student's extended deadline (ISO 8601), if any
+    answer_states: dict = field(default_factory=dict)   # written answers: item id -> answered, blank, not_found, ...
+    lateness: Lateness | None = None                    # the cheap stage's assessment (final rows only)
 
     def to_json(self) -> str:
         """row.json's text: plain JSON (numpy values in check details become numbers)."""
@@ -179,7 +226,9 @@ class GradeRow:
             raise ValueError("a row is a JSON object")
         status = Status(data.pop("status"))
         item_scores = [ItemScore.from_dict(entry) for entry in data.pop("item_scores", [])]
-        return cls(status=status, item_scores=item_scores, **data)
+        lateness = data.pop("lateness", None)
+        lateness = Lateness.from_dict(lateness) if isinstance(lateness, dict) else None
+        return cls(status=status, item_scores=item_scores, lateness=lateness, **data)
 
     def table_row(self) -> dict:
         """The row as the gradebook and the class reports read it (the per-item details stay in results.json)."""
@@ -187,3 +236,9 @@ class GradeRow:
         for key in ("item_scores", "cell_errors", "notes", "advice"):
             data.pop(key)
         return data
+
+    FACTS = ("source_name", "submitted_at", "time_source", "late_marker", "extension", "answer_states")
+
+    def facts(self) -> dict:
+        """The facts of the submission this row carries (see the field comments)."""
+        return {name: getattr(self, name) for name in self.FACTS}

@@ -1,5 +1,6 @@
 """Student names and ids from submission file names: seed 003's `Assignment1 FirstName LastName.ipynb` and Canvas's
-download names (`<login>[_LATE]_<Canvas user id>_<attachment id>_<original name>`)."""
+download names (`<login>[_LATE]_<Canvas user id>_<attachment id>_<original name>`; `_LATE` is Canvas's mark of a
+submission after the due date, kept as a fact of the submission: `canvas_late`)."""
 from __future__ import annotations
 
 import re
@@ -8,7 +9,7 @@ import unicodedata
 from autograder.results import OUT_NAMES
 
 # Canvas's "Download Submissions" names: <name>[_LATE]_<Canvas user id>_<attachment id>_<original name>
-CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)(?:_LATE)?_(?P<user_id>\d+)_(?P<attachment_id>\d+)_(?P<original>.+)$")
+CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)(?P<late>_LATE)?_(?P<user_id>\d+)_(?P<attachment_id>\d+)_(?P<original>.+)$")
 ASSIGNMENT_PREFIX = re.compile(r"^assignment\s*\d*[\s_-]+", re.IGNORECASE)
 
 
@@ -26,6 +27,12 @@ def student_name(stem: str) -> str:
 WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 RESERVED = {name.lower() for name in OUT_NAMES} | WINDOWS_RESERVED
 MAX_ID = 80
+
+
+def canvas_late(stem: str) -> bool:
+    """Whether a Canvas download name carries Canvas's late marker (`lastfirst_LATE_1_2_lab`)."""
+    canvas = CANVAS_NAME.match(stem)
+    return bool(canvas and canvas.group("late"))
 
 
 def safe_id(name: str) -> str:

@@ -15,6 +15,12 @@ archive member) makes that submission `invalid` with a reason, and `integrity_at
 submission. Every read is bounded: the notebook's bytes (MAX_NOTEBOOK_BYTES), the JSON values they may expand into
 (reading.MAX_JSON_VALUES), the entries of a folder (MAX_FOLDER_ENTRIES) and of an archive (MAX_ARCHIVE_MEMBERS,
 counted from its end record before the archive's directory is parsed), the archive's size (MAX_ARCHIVE_BYTES).
+Gradescope's export (`submission_<id>/` folders and `submission_metadata.yml`) gives the submitters' names instead
+of the folder names.
+
+When each was handed in (autograder/discover/times.py) is a fact of the submission, outside its content digest:
+`timestamp.txt` in its folder, Gradescope's `:created_at:`, and Canvas's late marker in its file name. The grader
+checks nothing of it; the cheap stage turns it into lateness (autograder/scoring/late.py).
 """
 from __future__ import annotations
 
@@ -22,11 +28,12 @@ import hashlib
 import os
 import stat
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
-from autograder.discover import reading
-from autograder.discover.names import safe_id, student_name
+from autograder.discover import reading, times
+from autograder.discover.names import canvas_late, safe_id, student_name
 from autograder.execution.integrity import FLAG_PREFIX, INTEGRITY_FLAG
 
 NOTEBOOK_SUFFIX = ".ipynb"
@@ -53,6 +60,9 @@ class Submission:
     notebook_member: str | None   # notebook to grade: a path under `source` (folder), a zip member, or "" (file)
     flags: frozenset = field(default_factory=frozenset)  # the *_FLAG names above
     problem: str | None = None    # why nothing can be graded; the submission still gets a row and a report
+    submitted_at: datetime | None = None  # when it was handed in, when known (no tzinfo: the deadline's zone)
+    time_source: str = ""         # where submitted_at comes from
+    late_marker: bool = False     # the LMS marked it late (Canvas's _LATE_ in the file name)
 
     def notebook_bytes(self) -> bytes:
         """The notebook's bytes, wherever it lives, read with bounds and without following links. Raises OSError,
@@ -289,8 +299,19 @@ def describe(path: Path, root: Path | None = None) -> Submission | None:
         flags |= set(special.flags)
     except (ValueError, OSError) as error:
         member, problem = None, f"'{path.name}' could not be read ({error})"
+    submitted_at = times.read_timestamp_file(path) if is_folder else None
     return Submission(submission_id=safe_id(student_name(name)), display_name=student_name(name), source=path,
-                      notebook_member=member, flags=frozenset(flags), problem=problem)
+                      notebook_member=member, flags=frozenset(flags), problem=problem, submitted_at=submitted_at,
+                      time_source=times.TIMESTAMP_FILE if submitted_at else "", late_marker=canvas_late(name))
+
+
+def with_gradescope_metadata(submission: Submission, entry: times.GradescopeEntry) -> Submission:
+    """A `submission_<id>/` folder of a Gradescope export, named after its submitters and timed by Gradescope."""
+    name = " & ".join(entry.names) or submission.display_name
+    changes = {"display_name": name, "submission_id": safe_id(name)}
+    if entry.created_at is not None:
+        changes |= {"submitted_at": entry.created_at, "time_source": f"Gradescope ({times.GRADESCOPE_METADATA})"}
+    return replace(submission, **changes)
 
 
 def discover(submissions_dir: Path) -> list[Submission]:
@@ -301,6 +322,9 @@ def discover(submissions_dir: Path) -> list[Submission]:
         raise FileNotFoundError(f"submissions folder '{submissions_dir}' does not exist: pass SUBMISSIONS=<folder>")
     found = [s for p in _entries(submissions_dir) if not _is_ignored(p) and (s := describe(p, submissions_dir))
              is not None]
+    gradescope = times.read_gradescope_metadata(submissions_dir)
+    found = [with_gradescope_metadata(s, gradescope[s.source.name]) if s.source.name in gradescope else s
+             for s in found]
     natural = {s.submission_id.lower() for s in found}
     used: set[str] = set()
     unique = []
@@ -311,6 +335,6 @@ def discover(submissions_dir: Path) -> list[Submission]:
             chosen = f"{submission.submission_id}-{count}"
         used.add(chosen.lower())
         if chosen != submission.submission_id:
-            submission = Submission(**{**submission.__dict__, "submission_id": chosen})
+            submission = replace(submission, submission_id=chosen)
         unique.append(submission)
     return unique

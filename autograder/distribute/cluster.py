@@ -71,8 +71,10 @@ def connect(address: str):
 
 
 def grade_on_cluster(address: str, submissions: list[Submission], settings, rubric, secret: str, ta_scores: dict,
-                     questions):
-    """(submission, final row) for every submission, as they finish on the cluster at `address`."""
+                     questions, facts: dict | None = None, force: bool = False):
+    """(submission, final row) for every submission, as they finish on the cluster at `address`. `facts`: submission
+    id -> the facts its row carries (pipeline.submission_facts: time, extension, answer states); `force`: run them
+    even when unchanged (`--only`)."""
     # Dask's own log stays out of the run's: what matters (workers lost, the scheduler lost) is said in the grader's
     # words below, and a lost scheduler would otherwise add the client's reconnection tracebacks.
     dask_log = logging.getLogger("distributed")
@@ -81,7 +83,8 @@ def grade_on_cluster(address: str, submissions: list[Submission], settings, rubr
     try:
         client = connect(address)
         try:
-            yield from _Run(client, address, settings, rubric, secret, ta_scores, questions).rows(submissions)
+            yield from _Run(client, address, settings, rubric, secret, ta_scores, questions, facts or {},
+                            force).rows(submissions)
         finally:
             try:
                 client.close(timeout=5)
@@ -92,9 +95,11 @@ def grade_on_cluster(address: str, submissions: list[Submission], settings, rubr
 
 
 class _Run:
-    def __init__(self, client, address: str, settings, rubric, secret: str, ta_scores: dict, questions):
+    def __init__(self, client, address: str, settings, rubric, secret: str, ta_scores: dict, questions,
+                 facts: dict, force: bool):
         self.client, self.address, self.settings, self.rubric = client, address, settings, rubric
         self.secret, self.ta_scores, self.questions = secret, ta_scores, questions
+        self.facts, self.force = facts, force
         self.identity = identity(settings.rubric_path, settings.data_dir)
         self.base = {"identity": self.identity, "rubric": portable(settings.rubric_path),
                      "data_dir": portable(settings.data_dir), "out_dir": str(settings.out_dir),
@@ -117,16 +122,18 @@ class _Run:
         for submission in submissions:
             try:
                 key = pipeline.cache_key(submission, self.settings)
-                row = None if self.settings.force else pipeline.load_cached_row(
+                row = None if self.settings.force or self.force else pipeline.load_cached_row(
                     self.settings.out_dir / submission.submission_id, key)
             except Exception as error:  # an unreadable submission is handled like the local pool does
-                cached.append((submission, pipeline.failed_row(submission, self.rubric, error)))
+                cached.append((submission, self.failed(submission, error)))
                 continue
             if row is None:
                 self.waiting.append(_Task(submission, key))
             else:
                 log.info("%s: unchanged since the last run, not executed again", submission.submission_id)
-                cached.append((submission, pipeline.rescore(row, self.rubric)))
+                row = pipeline.with_facts(pipeline.rescore(row, self.rubric), self.facts_of(submission),
+                                         self.settings.out_dir / submission.submission_id)
+                cached.append((submission, row))
         total = len(self.waiting)
         log.info("%d submission(s) to grade on the cluster, %d unchanged since the last run", total, len(cached))
         self.pending = as_completed(loop=self.client.loop)
@@ -144,7 +151,14 @@ class _Run:
             self.fill()
 
     def finish(self, submission: Submission, row):
-        return pipeline.finish_submission(submission, row, self.settings, self.rubric, self.ta_scores, self.questions)
+        return pipeline.finish_submission(submission, row, self.settings, self.rubric, self.ta_scores, self.questions,
+                                          self.facts_of(submission))
+
+    def facts_of(self, submission: Submission) -> dict | None:
+        return self.facts.get(submission.submission_id)
+
+    def failed(self, submission: Submission, error):
+        return pipeline.failed_row(submission, self.rubric, error, self.facts_of(submission))
 
     def fill(self) -> None:
         """Send tasks until twice the workers' threads are in flight."""
@@ -159,7 +173,7 @@ class _Run:
 
     def send(self, task: _Task) -> None:
         submission = task.submission
-        spec = {**self.base, "work": pipeline.submission_work(submission, self.secret), "key": task.key}
+        spec = {**self.base, "work": pipeline.submission_work(submission, self.secret, self.facts_of(submission)), "key": task.key}
         restrictions = {}
         if self.refusing:   # prefer the workers that can grade; any worker when none of them is left
             good = [worker for worker in self.client.scheduler_info()["workers"] if worker not in self.refusing]
@@ -184,22 +198,22 @@ class _Run:
                           f"gone), so Dask did not retry it again ({error}); look at the workers' logs, a re-run "
                           f"tries again")
                 log.error("%s: %s", submission_id, reason)
-                return pipeline.failed_row(task.submission, self.rubric, reason)
+                return self.failed(task.submission, reason)
             log.error("%s: the task failed on the cluster: %s: %s\n%s", submission_id, type(error).__name__, error,
                       "".join(traceback.format_tb(future.traceback())))
-            return pipeline.failed_row(task.submission, self.rubric, error)
+            return self.failed(task.submission, error)
         result = future.result()
         for level, text in result.get("log", []):
             log.log(level, "%s", text)
         if "refused" in result:
             return self.refused(task, result)
         if "error" in result:
-            return pipeline.failed_row(task.submission, self.rubric, result["error"])
+            return self.failed(task.submission, result["error"])
         try:
             row = pipeline.store_evaluation(result, self.settings.out_dir / submission_id)
         except Exception as error:  # e.g. OUT/ full: this submission's row says so, the batch goes on
             log.error("%s: the result from %s could not be stored: %s", submission_id, result.get("worker"), error)
-            return pipeline.failed_row(task.submission, self.rubric, error)
+            return self.failed(task.submission, error)
         log.info("%s: graded on the Dask worker %s", submission_id, result.get("worker"))
         return row
 
@@ -212,7 +226,7 @@ class _Run:
         if len(task.refusals) < MAX_REFUSALS:
             self.send(task)
             return None
-        return pipeline.failed_row(task.submission, self.rubric, f"no Dask worker could grade it: {result['refused']}")
+        return self.failed(task.submission, f"no Dask worker could grade it: {result['refused']}")
 
     # --- the cluster -----------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import nbformat
 
 from autograder.lab.template import (MASTER, NOTEBOOK_NAME, TEMPLATE_DIR, embed_public_tests, normalise_notebook,
                                      public_tests, run_otter_assign)
+from autograder.reports.written_answers import GRADING_GUIDE_MARKER, strip_grading_guide
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_class"
 
@@ -82,11 +83,15 @@ def write_notebook(notebook: nbformat.NotebookNode, path: Path) -> None:
 
 def filled_in_notebook(master: Path = MASTER) -> nbformat.NotebookNode:
     """The master as otter's autograder notebook (the solution code, otter's markers left in comments and strings),
-    with the public tests inside it as in the student's notebook."""
+    with the public tests inside it as in the student's notebook, and the model answers without the TA's grading
+    guides (a student's notebook never holds them)."""
     with tempfile.TemporaryDirectory(prefix="lab-demo-") as tmp:
         student = run_otter_assign(master, Path(tmp) / "dist")
         notebook = nbformat.read(Path(tmp) / "dist" / "autograder" / NOTEBOOK_NAME, as_version=4)
         notebook = embed_public_tests(notebook, public_tests(student / "tests"))
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and GRADING_GUIDE_MARKER in cell.source:
+            cell.source = strip_grading_guide(cell.source)
     return normalise_notebook(notebook)
 
 

@@ -5,6 +5,7 @@ escaped by jinja2."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from dataclasses import asdict, is_dataclass
@@ -16,10 +17,12 @@ from autograder.execution.integrity import FLAG_PREFIX as INTEGRITY_PREFIX, INTE
 from autograder.execution.notebook import GRADER_CELL_KEY
 from autograder.reports.results_json import penalty_notes, sentence
 from autograder.reports.writing import PNG_DATA_URI, PNG_MIME, atomic_write_text, environment
-from autograder.results import ItemScore, Status
+from autograder.results import ItemScore, Lateness, Status
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_THUMBNAIL_BYTES = 3 * 1024 * 1024
+VISIBLE_BEFORE_PUBLISHING = ("visible", "after_due_date")
+RELEASE_MODES = ("preview", "unpublished", "published")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 NO_SANDBOX = {"none", "off", "no", "limits", "rlimits", "rlimit", "resource-limits", "unsandboxed"}
 
@@ -102,6 +105,40 @@ def _cell_error(error: Any, last_lines: int = 8) -> dict:
             "grader_cell": bool(error.get("grader_cell")), "hint_above": False}
 
 
+# Thumbnails: the student's figures as they ran (matplotlib PNGs of 100-250 KiB, RGBA, ~900 px wide) are scaled to
+# at most THUMBNAIL_SIZE pixels (twice the width they are shown at) on white and re-encoded as JPEG (quality 80, no
+# chroma subsampling, so colour maps and thin lines stay clean): on the demo class a page went from about 2.5 MB to
+# about 0.6 MB (README, "Measured"). JPEG rather than WebP (a third smaller in the page): Chromium copies JPEG into
+# the release PDF as it is, where it re-encodes WebP losslessly (1.4 MB PDFs instead of 0.6 MB). Small images are
+# embedded as they are.
+THUMBNAIL_SIZE = (560, 720)          # width, height in pixels
+THUMBNAIL_QUALITY = 80
+COMPACT_ABOVE_BYTES = 24 * 1024
+JPEG_DATA_URI = "data:image/jpeg;base64,"
+
+
+def compact_thumbnail(data: bytes) -> tuple[str, bytes]:
+    """(data URI prefix, bytes) of a figure for the page: scaled down and re-encoded as JPEG when that is smaller;
+    the PNG as it was otherwise (small images, or anything Pillow cannot read)."""
+    if len(data) <= COMPACT_ABOVE_BYTES:
+        return PNG_DATA_URI, data
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, "white")
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        flat.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        flat.save(buffer, "JPEG", quality=THUMBNAIL_QUALITY, optimize=True, subsampling=0)
+    except Exception:       # a PNG Pillow cannot decode is still shown as it came
+        return PNG_DATA_URI, data
+    compact = buffer.getvalue()
+    return (JPEG_DATA_URI, compact) if len(compact) < len(data) else (PNG_DATA_URI, data)
+
+
 def _thumbnails(figures_png: Iterable[Any], limit: int) -> tuple[list[dict], list[str]]:
     thumbs, skipped = [], []
     for entry in list(figures_png or []):
@@ -115,8 +152,8 @@ def _thumbnails(figures_png: Iterable[Any], limit: int) -> tuple[list[dict], lis
         elif len(thumbs) >= limit:
             skipped.append(f"{caption}: more than {limit} figures, not shown")
         else:
-            thumbs.append({"caption": str(caption),
-                           "src": PNG_DATA_URI + base64.b64encode(bytes(data)).decode("ascii")})
+            prefix, compact = compact_thumbnail(bytes(data))
+            thumbs.append({"caption": str(caption), "src": prefix + base64.b64encode(compact).decode("ascii")})
     return thumbs, skipped
 
 
@@ -141,12 +178,24 @@ def render_feedback_html(submission_id: str, status: str, reason: str | None, it
                          cell_errors: Iterable[Any] = (), figures_png: Iterable[Any] = (), *,
                          display_name: str | None = None, sandbox: str | None = None, flags: Iterable[str] = (),
                          notes: Iterable[str] = (), advice: Iterable[str] = (), title: str = "Lab feedback",
-                         include_hidden: bool = False, time_limits: str = "",
+                         include_hidden: bool = False, time_limits: str = "", lateness: Lateness | None = None,
+                         release: str = "preview",
                          max_figures: int = 40) -> str:
+    """`release`: "preview" (OUT/<id>/feedback.html: every item shown, those released with the grades marked so),
+    "unpublished" (the student's page before `--publish`: items with visibility after_published are listed as
+    released later, without points or message, and the total counts only the visible items, as results.json's
+    summary line does), "published" (every item but the hidden ones, which count in the total, as on
+    Gradescope)."""
+    if release not in RELEASE_MODES:
+        raise ValueError(f"release must be one of {', '.join(RELEASE_MODES)}, got {release!r}")
     items = list(item_scores)
     shown = [i for i in items if include_hidden or i.visibility != "hidden"]
     hidden = [i for i in items if i not in shown]
-    total, possible = sum(i.points for i in items), sum(i.max_points for i in items)
+    later = [i for i in shown if release == "unpublished" and i.visibility == "after_published"]
+    # As Gradescope shows them: before publishing, only what is visible counts; after it, hidden items count
+    # in the total without being shown.
+    counted = [i for i in items if release != "unpublished" or i.visibility in VISIBLE_BEFORE_PUBLISHING]
+    total, possible = sum(i.points for i in counted), sum(i.max_points for i in counted)
     thumbs, skipped = _thumbnails(figures_png, max_figures)
     sandbox_mode = str(sandbox or "").split(":")[0].strip().lower()     # execution/run.py: "none: ...", "bwrap: ..."
     errors = [_cell_error(e) for e in (cell_errors or [])]
@@ -155,24 +204,29 @@ def render_feedback_html(submission_id: str, status: str, reason: str | None, it
         if error["hint"] and error["hint"] in shown_hints:
             error["hint"], error["hint_above"] = "", True
         shown_hints.add(error["hint"])
-    pending = [i for i in shown if i.awaiting_review]       # written answers a TA has not scored yet
+    pending = [i for i in shown if i.awaiting_review and i not in later]   # written answers not scored yet
+    graded_possible = possible - sum(i.max_points for i in pending)
     found = Status.find(status)
+    late_message = _clean(lateness.message) if lateness is not None and lateness.message else ""
     return environment().get_template("feedback.html.j2").render(
         title=title, submission_id=str(submission_id), display_name=str(display_name or submission_id),
         status=status, status_meaning=found.meaning if found else status, reason=_clean(reason or ""),
         status_ok=Status.OK, graded=bool(found and found.graded), total=round(total, 2), possible=round(possible, 2),
-        percent=round(100 * total / possible) if possible else 0,
+        percent=round(100 * total / graded_possible) if graded_possible > 0 else 0,
+        graded_possible=round(graded_possible, 2),
         items=[{**i.to_dict(), "points": round(i.points, 2), "max_points": round(i.max_points, 2),
-                "state": "pending" if i.awaiting_review else
+                "state": "later" if i in later else "pending" if i.awaiting_review else
                 ("full" if i.fraction >= 1 else ("partial" if i.points > 0 else "zero"))}
                for i in shown],
+        later_count=len(later), later_points=round(sum(i.max_points for i in later), 2), release=release,
+        late_message=late_message, late_penalised=bool(lateness is not None and lateness.penalised),
         pending_count=len(pending), pending_points=round(sum(i.max_points for i in pending), 2),
         hidden_count=len(hidden), hidden_points=round(sum(i.max_points for i in hidden), 2),
         errors=[e for e in errors if not e["grader_cell"]], thumbnails=thumbs, skipped=skipped,
         classifier_views=_classifier_views(shown), notes=[_clean(note) for note in notes or ()],
         advice=[_clean(text) for text in advice or ()], time_limits=time_limits,
         unsandboxed=status != Status.INVALID and sandbox_mode in NO_SANDBOX,
-        flag_notes=list(dict.fromkeys(penalty_notes(items) +
+        flag_notes=list(dict.fromkeys([n for n in penalty_notes(items) if _clean(n) != late_message] +
                                       [FLAG_NOTES[f] for f in sorted(flags or ()) if f in FLAG_NOTES] +
                                       [sentence("Integrity check: " + f[len(INTEGRITY_PREFIX):])
                                        for f in sorted(flags or ()) if f.startswith(INTEGRITY_PREFIX)])))
@@ -182,8 +236,8 @@ def write_feedback_html(path: str | Path, submission_id: str, status: str, reaso
                         item_scores: Iterable[ItemScore], cell_errors: Iterable[Any] = (),
                         figures_png: Iterable[Any] = (), **options) -> Path:
     """Self-contained HTML for the student (no external resources, figures as data: URIs, everything from the
-    submission escaped). Options: display_name, sandbox, flags, notes, advice, title, include_hidden, max_figures,
-    time_limits (the run's limits in words, `Limits.describe_time()`)."""
+    submission escaped). Options: display_name, sandbox, flags, notes, advice, title, include_hidden, lateness,
+    release, max_figures, time_limits (the run's limits in words, `Limits.describe_time()`)."""
     html = render_feedback_html(submission_id, status, reason, item_scores, cell_errors, figures_png, **options)
     return atomic_write_text(path, html)
 

@@ -4,10 +4,15 @@ read the TA's scores back, one ItemScore per written-answer item.
 The review sheet, after every batch (`write_review_sheet`):
 - OUT/review/written_answers.html: per question, every student's answer (escaped plain text), its state and the
   score so far;
-- OUT/review/written_answers.csv: columns submission, question, answer, score, max_points, comment; one row per
-  student and question, sorted by question then student, UTF-8 with a byte-order mark (spreadsheets then show
-  accents and symbols right). The TA fills `score` (a number from 0 to max_points; "2,5" is read as 2.5) and
-  optionally `comment`, and saves it as CSV under the same name (comma, semicolon or tab separated).
+- OUT/review/written_answers.csv: columns submission, question, group, answer, score, max_points, comment; one row
+  per student and question, sorted by question, then group, then student, UTF-8 with a byte-order mark
+  (spreadsheets then show accents and symbols right). The TA fills `score` (a number from 0 to max_points; "2,5" is
+  read as 2.5) and optionally `comment`, and saves it as CSV under the same name (comma, semicolon or tab separated).
+- `group`: near-identical answers to a question share a group (autograder/reports/answer_groups.py: TF-IDF and
+  clustering). A TA may score a group in one row: a member whose own score is blank takes the score (and comment)
+  of its group's scored rows when they agree; a member's own score always wins, so single answers can be
+  overridden. Groups are read from the sheet as saved, so what the TA saw is what applies.
+- Per question the HTML shows the master's model answer and grading guide (solution/lab.ipynb).
 Re-writing the sheet never erases what the TA wrote: the existing file is read again right before writing and every
 score and comment is carried over (even one that does not validate, so it can be fixed); rows of students no longer
 in the batch are kept when they hold a score or comment. An existing sheet that cannot be read at all (columns
@@ -35,13 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from autograder.reports.answer_groups import group_answers
 from autograder.reports.writing import atomic_write_text, csv_number, csv_unescape, environment, write_csv
 from autograder.reports.written_answers import STATES, Answer, QuestionSet, load_questions
 from autograder.results import REVIEW_CSV, REVIEW_DIR, REVIEW_HTML, ItemScore
 
 log = logging.getLogger("autograder")
 
-COLUMNS = ["submission", "question", "answer", "score", "max_points", "comment"]
+COLUMNS = ["submission", "question", "group", "answer", "score", "max_points", "comment"]
 REQUIRED_COLUMNS = ("submission", "question", "score")
 AWAITING_MESSAGE = "Written answer: awaiting review by the course staff (counts 0 until it is scored)."
 
@@ -52,6 +58,7 @@ AWAITING_MESSAGE = "Written answer: awaiting review by the course staff (counts 
 class TAScore:
     score: float
     comment: str = ""
+    group: str = ""         # set when the score comes from the row's group, not the row itself
 
 
 @dataclass
@@ -61,6 +68,12 @@ class Sheet:
     readable: bool = True                          # False: the file is there but cannot be used at all
     records: list = field(default_factory=list)    # dicts with COLUMNS + "row" (spreadsheet row), file order
     scores: dict = field(default_factory=dict)     # (submission, question) -> TAScore, valid rows only
+    inherited: dict = field(default_factory=dict)  # (submission, question) -> TAScore from the row's group
+
+    @property
+    def all_scores(self) -> dict:
+        """What the grades use: each row's own valid score, else its group's."""
+        return {**self.inherited, **self.scores}
     problems: list = field(default_factory=list)   # messages for the TA
 
 
@@ -160,16 +173,62 @@ def read_sheet(path: Path, rubric) -> Sheet:
             sheet.scores.pop(key, None)
             continue
         sheet.scores[key] = TAScore(score, record["comment"])
+    inherit_group_scores(sheet)
     return sheet
 
 
+def inherit_group_scores(sheet: Sheet) -> None:
+    """A row with a blank score takes its group's score (and comment, when it has none) when the group's scored rows
+    agree; when they disagree the blank rows stay awaiting review and a problem says which group."""
+    by_group: dict[tuple[str, str], list[dict]] = {}
+    for record in sheet.records:
+        if record["group"].strip():
+            by_group.setdefault((record["question"], record["group"].strip()), []).append(record)
+    for (question, group), records in by_group.items():
+        scored = [sheet.scores[(r["submission"], question)] for r in records if (r["submission"], question)
+                  in sheet.scores]
+        blank = [r for r in records if not str(r["score"]).strip()]
+        if not scored or not blank:
+            continue
+        if len({s.score for s in scored}) > 1:
+            sheet.problems.append(f"{sheet.path}: group {group} of question '{question}' has different scores "
+                                  f"({', '.join(sorted({f'{s.score:g}' for s in scored}))}); its blank rows "
+                                  f"({', '.join(r['submission'] for r in blank)}) stay awaiting review: score them "
+                                  f"or make the group's scores agree.")
+            continue
+        comment = next((s.comment for s in scored if s.comment), "")
+        for record in blank:
+            sheet.inherited[(record["submission"], question)] = TAScore(scored[0].score, record["comment"] or comment,
+                                                                        group)
+
+
 def load_scores(out_dir: Path, rubric) -> Sheet:
-    """The TA's valid scores from OUT/review/written_answers.csv (empty when there is none yet); each problem is
-    logged as a warning."""
+    """The TA's valid scores from OUT/review/written_answers.csv (empty when there is none yet; `all_scores` adds the
+    scores rows take from their groups); each problem is logged as a warning."""
     sheet = read_sheet(sheet_path(out_dir), rubric)
     for problem in sheet.problems:
         log.warning("review sheet: %s", problem)
     return sheet
+
+
+def students_from_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str]]) -> list[tuple[str, str, dict]]:
+    """(submission id, display name, {item id: Answer}) for students whose notebooks are not at hand (`--only` keeps
+    their rows): their answers as the last sheet listed them."""
+    sheet = read_sheet(sheet_path(out_dir), rubric)
+    by_text = {f"[{text}]": state for state, text in STATES.items()}
+    records = {(r["submission"], r["question"]): r for r in sheet.records}
+    result = []
+    for submission_id, display_name in students:
+        answers = {}
+        for item in rubric.manual_items:
+            record = records.get((submission_id, item.item_id))
+            if record is None:
+                continue
+            text = record["answer"][1:] if record["answer"].startswith("'") else record["answer"]
+            state = by_text.get(text.strip())
+            answers[item.item_id] = Answer("", state) if state else Answer(text, "answered")
+        result.append((submission_id, display_name, answers))
+    return result
 
 
 ABSENT_STATES = ("not_found", "blank")     # written_answers.STATES: no answer to review
@@ -230,22 +289,32 @@ def write_review_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str,
     records, sections, changed = [], [], []
     for question in questions.questions:
         entries = []
-        for submission_id, display_name, answers in students:
+        groups = group_answers({sid: answers[question.item_id].text for sid, _, answers in students
+                                if question.item_id in answers and answers[question.item_id].state == "answered"})
+        firsts: dict[str, dict] = {}
+        for submission_id, display_name, answers in sorted(students, key=lambda s: group_order(groups, s[0])):
             answer = answers.get(question.item_id) or Answer("", "not_found")
+            group = groups.get(submission_id, "")
             previous = old.get((submission_id, question.item_id), {})
             score_text, comment = str(previous.get("score", "")).strip(), previous.get("comment", "")
             answer_changed = bool(score_text) and _plain(previous.get("answer", "")) != _plain(answer.sheet_text)
             if answer_changed:
                 changed.append(f"{submission_id} / {question.item_id}")
-            valid = existing.scores.get((submission_id, question.item_id))
-            records.append([submission_id, question.item_id, answer.sheet_text, score_text,
+            valid = existing.all_scores.get((submission_id, question.item_id))
+            records.append([submission_id, question.item_id, group, answer.sheet_text, score_text,
                             csv_number(question.points), comment])
-            entries.append({"submission": submission_id, "display_name": display_name, "answer": answer,
-                            "state_text": STATES.get(answer.state, answer.state), "score_text": score_text,
-                            "score": valid.score if valid else None, "comment": comment,
-                            "invalid": bool(score_text) and valid is None, "answer_changed": answer_changed})
+            entry = {"submission": submission_id, "display_name": display_name, "answer": answer,
+                     "state_text": STATES.get(answer.state, answer.state), "score_text": score_text,
+                     "score": valid.score if valid else None, "comment": comment or (valid.comment if valid else ""),
+                     "from_group": valid.group if valid else "", "group": group,
+                     "same_as": firsts[group]["display_name"] if group in firsts else "",
+                     "invalid": bool(score_text) and valid is None, "answer_changed": answer_changed}
+            if group and group not in firsts:
+                firsts[group] = entry
+                entry["group_size"] = sum(1 for g in groups.values() if g == group)
+            entries.append(entry)
         scored = [e["score"] for e in entries if e["score"] is not None]
-        sections.append({"question": question, "entries": entries,
+        sections.append({"question": question, "entries": entries, "groups": len(firsts),
                          "counts": {state: sum(e["answer"].state == state for e in entries) for state in STATES},
                          "scored": len(scored), "mean": (sum(scored) / len(scored)) if scored else None})
     current = {(r[0], r[1]) for r in records}
@@ -253,7 +322,7 @@ def write_review_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str,
             and (str(r["score"]).strip() or r["comment"])]
     kept = list({(r["submission"], r["question"]): r for r in kept}.values())
     for r in kept:
-        records.append([r["submission"], r["question"], r["answer"], r["score"],
+        records.append([r["submission"], r["question"], "", r["answer"], r["score"],
                         csv_number(points[r["question"]]) if r["question"] in points else r["max_points"],
                         r["comment"]])
     if changed:
@@ -267,6 +336,13 @@ def write_review_sheet(out_dir: Path, rubric, students: Iterable[tuple[str, str,
     return {"students": len(students), "questions": len(questions.questions),
             "awaiting": sum(1 for s in sections for e in s["entries"] if e["score"] is None),
             "problems": len(problems), "kept_rows": len(kept)}
+
+
+def group_order(groups: dict[str, str], submission_id: str) -> tuple:
+    """Sheet order within a question: the groups (g1, g2, ...) first, each with its members together, then the
+    answers in no group; by submission id within each."""
+    group = groups.get(submission_id, "")
+    return (0, int(group[1:]), submission_id.lower()) if group else (1, 0, submission_id.lower())
 
 
 def _render_html(rubric, sections, problems, kept, csv_path, changed) -> str:

@@ -19,8 +19,13 @@ are dropped; a line of code is roughly 5 to 15 of them, `optimizer.zero_grad()` 
   reparameterisation is one line): in tests/test_similarity.py an independent solution of the same tasks shares
   15 to 21 %, a copy with every name changed and a few edits over 80 %, and the demo class's variants of one
   solution 98 to 100 %.
-- Every flagged pair is listed, and the `MAX_PAIRS` = 25 closest pairs whether flagged or not (closest first); the
-  shared code is shown for those 25 (a class that copied wholesale would otherwise make a page of many megabytes).
+- Every flagged pair is listed, and the `MAX_PAIRS` = 25 closest pairs whether flagged or not (closest first).
+- Pairs are collapsed so the page stays short: students joined by flagged pairs form a group (connected through
+  flagged pairs), listed as one row with its pairs folded under it, and the shared code is shown once per group,
+  for its closest pair (at most `MAX_PAIRS` groups). The demo class, seven variants of one solution, made a page
+  150,000 px tall with the shared code of 21 pairs; it is now one group (README, "Measured").
+- Other starter code given to students (`--starter-code`: notebooks, .py files, folders of them) is excluded like
+  the template.
 
 A flag is a reason to read both notebooks, not a verdict. `grade_class` writes `OUT/similarity.html` after the
 gradebook; `python -m autograder.reports.similarity SUBMISSIONS OUT/similarity.html` runs it alone.
@@ -87,7 +92,8 @@ class SimilarPair:
     similarity_second: float
     shared_chars: int             # filtered characters of `first` that match `second`
     flagged: bool = False
-    detailed: bool = False        # among the closest `max_pairs`: its shared code is shown
+    detailed: bool = False        # its group's closest pair: its shared code is shown
+    group: int = 0                # the group (1, 2, ...) of flagged pairs it belongs to; 0: none
     excerpt_first: list = field(default_factory=list)
     excerpt_second: list = field(default_factory=list)
 
@@ -97,12 +103,59 @@ class SimilarPair:
 
 
 @dataclass
+class PairGroup:
+    number: int
+    members: list[str]            # submission ids, sorted
+    pairs: list[SimilarPair]      # its flagged pairs, closest first (pairs[0] has the shared code)
+
+    @property
+    def lowest(self) -> float:
+        return min(p.similarity for p in self.pairs)
+
+    @property
+    def highest(self) -> float:
+        return max(p.similarity for p in self.pairs)
+
+
+def pair_groups(pairs: list[SimilarPair]) -> list[PairGroup]:
+    """Students joined by flagged pairs (connected components), closest group first; numbers each pair's group."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        parent.setdefault(name, name)
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    flagged = [p for p in pairs if p.flagged]
+    for pair in flagged:
+        parent[root(pair.first)] = root(pair.second)
+    by_root: dict[str, list[SimilarPair]] = {}
+    for pair in flagged:                              # pairs are closest first, so each group's are too
+        by_root.setdefault(root(pair.first), []).append(pair)
+    groups = []
+    for number, members in enumerate(by_root.values(), start=1):
+        names = sorted({name for pair in members for name in (pair.first, pair.second)}, key=str.lower)
+        for pair in members:
+            pair.group = number
+        groups.append(PairGroup(number, names, members))
+    return groups
+
+
+@dataclass
 class SimilarityReport:
     students: list[StudentCode]
     pairs: list[SimilarPair]      # every flagged pair and the closest `max_pairs`, closest first
     pair_similarities: list[float]  # every compared pair, for the histogram
     thresholds: Thresholds = field(default_factory=Thresholds)
     seconds: float = 0.0
+    starter_code: list = field(default_factory=list)   # names of the other starter code excluded
+    groups: list = field(default_factory=list)         # [PairGroup]
+
+    @property
+    def ungrouped(self) -> list[SimilarPair]:
+        return [p for p in self.pairs if not p.group]
 
     @property
     def skipped(self) -> list[StudentCode]:
@@ -206,7 +259,8 @@ def compare(students: list[StudentCode], boilerplate_code: str, thresholds: Thre
              if p.shared_chars > 0 and (p.flagged or rank < thresholds.max_pairs)]
 
     by_id = {s.submission_id: s for s in comparable}
-    for pair in pairs[:thresholds.max_pairs]:
+    for group in pair_groups(pairs)[:thresholds.max_pairs]:
+        pair = group.pairs[0]
         pair.detailed = True
         first, second = path_of[pair.first], path_of[pair.second]
         slices = detector.slice_matrix.get((first, second))
@@ -271,17 +325,42 @@ def shared_excerpt(code: str, slices, context: int = CONTEXT_LINES, max_lines: i
 
 # --- the report --------------------------------------------------------------------------------------------------
 
+def starter_code_text(path: Path) -> str:
+    """Code the instructor gave out besides the template (`--starter-code`): a notebook's code cells, or a .py file;
+    a folder gives every notebook and .py file in it. Raises NotebookCodeError naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".ipynb", ".py") and p.is_file())
+        return "\n".join(starter_code_text(p) for p in files)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise NotebookCodeError(f"starter code {path} cannot be read ({error})") from None
+    if path.suffix == ".ipynb":
+        try:
+            return notebook_code(data)
+        except NotebookCodeError as error:
+            raise NotebookCodeError(f"starter code {path}: {error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotebookCodeError(f"starter code {path}: not UTF-8 text (pass notebooks or .py files)") from None
+
+
 def build_report(submissions, template_notebook: Path = TEMPLATE_NOTEBOOK,
-                 thresholds: Thresholds = Thresholds()) -> SimilarityReport:
+                 thresholds: Thresholds = Thresholds(), starter_code=()) -> SimilarityReport:
     started = time.monotonic()
     template_path = Path(template_notebook)
     try:
         boilerplate = notebook_code(template_path.read_bytes())
     except (OSError, NotebookCodeError) as error:
         raise NotebookCodeError(f"the template {template_path} cannot be read ({error}): run `make template`") from None
+    for path in starter_code:
+        boilerplate += "\n" + starter_code_text(path)
     students = [student_code(s) for s in submissions]
     pairs, similarities = compare(students, boilerplate, thresholds)
-    return SimilarityReport(students, pairs, similarities, thresholds, seconds=round(time.monotonic() - started, 2))
+    return SimilarityReport(students, pairs, similarities, thresholds, seconds=round(time.monotonic() - started, 2),
+                            starter_code=[Path(p).name for p in starter_code], groups=pair_groups(pairs))
 
 
 def _histogram(similarities: list[float], flag_similarity: float) -> str | None:
@@ -312,16 +391,18 @@ def render_similarity_html(report: SimilarityReport, feedback_root: Path | None 
         students=report.students, compared=compared, skipped=report.skipped,
         template_only=[s for s in compared if s.own_chars == 0],
         pairs=report.pairs, flagged_count=len(report.flagged), pair_count=len(report.pair_similarities),
+        groups=report.groups, ungrouped=report.ungrouped, starter_code=report.starter_code,
         names=names, link=feedback_link, thresholds=report.thresholds, seconds=report.seconds,
         histogram=_histogram(report.pair_similarities, report.thresholds.flag_similarity),
         template_name=TEMPLATE_NOTEBOOK.relative_to(TEMPLATE_NOTEBOOK.parents[1]).as_posix())
 
 
 def write_similarity_report(submissions, out_path: str | Path, template_notebook: Path = TEMPLATE_NOTEBOOK,
-                            thresholds: Thresholds = Thresholds()) -> SimilarityReport:
-    """Compare the submissions and write the HTML report atomically to `out_path` (e.g. OUT/similarity.html)."""
+                            thresholds: Thresholds = Thresholds(), starter_code=()) -> SimilarityReport:
+    """Compare the submissions and write the HTML report atomically to `out_path` (e.g. OUT/similarity.html);
+    `starter_code`: more code given out (notebooks, .py files, folders of them) that does not count as shared."""
     out_path = Path(out_path)
-    report = build_report(submissions, template_notebook, thresholds)
+    report = build_report(submissions, template_notebook, thresholds, starter_code)
     atomic_write_text(out_path, render_similarity_html(report, feedback_root=out_path.parent))
     log.info("similarity: %d pair(s) flagged among %d submissions (%d skipped) in %.1fs -> %s",
              len(report.flagged), len(report.students), len(report.skipped), report.seconds, out_path)

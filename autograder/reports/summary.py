@@ -10,8 +10,10 @@ score, max_score, items {item id: points}, and where known display_name, flags, 
 "Full points" on an item accounts for the rubric's penalties on the row's flags (an archive submission with every
 check right has full points). Written answers (the rubric's `manual_items`) that the TA has not scored yet (in the
 row's `awaiting_review`, or without a value) are counted as awaiting review, not as failed; an item's pass rate is
-the share with full points among the graded submissions scored on it. `python -m autograder.reports.summary OUT` rebuilds
-the page from the row.json files.
+the share with full points among the graded submissions scored on it. A submission's percentage counts only what has
+been graded so far (its score over its points minus those awaiting review), and the page says how much awaits
+review. With a deadline, each row's lateness (the late policy's verdict) is listed and counted.
+`python -m autograder.reports.summary OUT` rebuilds the page from the row.json files.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from autograder.reports.gradebook import FIXED_COLUMNS
+from autograder.reports.gradebook import FIXED_COLUMNS, LATE_COLUMNS, late_label
 from autograder.reports.plots import new_figure, plain, png_data_uri
 from autograder.reports.writing import atomic_write_text, csv_unescape, environment
 from autograder.results import (FEEDBACK_HTML, GRADEBOOK_CSV, ROW_FILE, SIMILARITY_HTML, SUMMARY_HTML,
@@ -94,7 +96,16 @@ def summarise(rows: list[dict], rubric) -> dict:
     timed = [r for r in rows if _number(r.get("duration_s")) is not None]
     slowest = sorted(timed, key=lambda r: (-_number(r["duration_s"]), str(r.get("submission"))))[:SLOWEST]
     scores = [s for s in (_number(r.get("score")) for r in rows) if s is not None]
+    manual_points = {item.item_id: float(item.points) for item in manual}
+    pending = [(r, pending_points(r, manual_points)) for r in graded]
+    labels = [late_label(r) for r in rows]
     return {
+        "pending_answers": sum(len(r.get("awaiting_review") or ()) for r, _ in pending),
+        "pending_points": sum(points for _, points in pending),
+        "pending_submissions": sum(1 for _, points in pending if points > 0),
+        "late": sum(1 for r in rows if _late_state(r) in ("late", "unknown")),
+        "late_penalised": sum(1 for r in rows if _late_fraction(r) > 0),
+        "late_known": any(labels),
         "count": len(rows), "graded": len(graded), "scores": scores,
         "max_points": rubric.max_points + sum(float(item.points) for item in manual),
         "mean": statistics.fmean(scores) if scores else None,
@@ -102,6 +113,26 @@ def summarise(rows: list[dict], rubric) -> dict:
         "items": items, "statuses": status_counts, "written_items": bool(manual),
         "slowest": [(str(r.get("submission")), _number(r["duration_s"]), str(r.get("status"))) for r in slowest],
     }
+
+
+def pending_points(row: dict, manual_points: dict) -> float:
+    """Points of a row's written answers still awaiting review (not graded yet)."""
+    return float(sum(manual_points.get(item_id, 0.0) for item_id in row.get("awaiting_review") or ()))
+
+
+def _late_state(row: dict) -> str:
+    lateness = row.get("lateness")
+    if isinstance(lateness, dict):
+        return str(lateness.get("state", ""))
+    label = str(row.get("late") or "")
+    return "late" if "late" in label and not label.startswith("on time") else ""
+
+
+def _late_fraction(row: dict) -> float:
+    lateness = row.get("lateness")
+    if isinstance(lateness, dict):
+        return _number(lateness.get("fraction")) or 0.0
+    return 1.0 if "(-" in str(row.get("late") or "") else 0.0
 
 
 def _colour(status: str) -> str:
@@ -182,6 +213,7 @@ def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, t
     (all of them when `out_dir` is None). `unenforced`: the limits this machine could not enforce
     (sandbox.unenforced_limits), shown at the top."""
     stats = summarise(rows, rubric)
+    manual_points = {item.item_id: float(item.points) for item in getattr(rubric, "manual_items", ())}
 
     def exists(relative: str) -> bool:
         return out_dir is None or (Path(out_dir) / relative).is_file()
@@ -191,10 +223,13 @@ def render_summary_html(rows: list[dict], rubric, out_dir: Path | None = None, t
         submission = str(row.get("submission", ""))
         feedback = f"{submission}/{FEEDBACK_HTML}"
         score, max_score = _number(row.get("score")), _number(row.get("max_score"))
+        waiting = pending_points(row, manual_points) if is_graded(row.get("status")) else 0.0
+        graded_max = max_score - waiting if max_score is not None else None
         table.append({"submission": submission, "display_name": str(row.get("display_name") or submission),
                       "status": str(row.get("status") or Status.ERROR), "reason": str(row.get("reason") or ""),
-                      "score": score, "max_score": max_score,
-                      "percent": round(100 * score / max_score) if score is not None and max_score else None,
+                      "score": score, "max_score": max_score, "pending": waiting, "late": late_label(row),
+                      "late_penalised": _late_fraction(row) > 0,
+                      "percent": round(100 * score / graded_max) if score is not None and graded_max else None,
                       "duration": _number(row.get("duration_s")),
                       "feedback": urllib.parse.quote(feedback) if submission and exists(feedback) else None})
     others = [name for name in (GRADEBOOK_CSV, SIMILARITY_HTML) if out_dir is not None and exists(name)]
@@ -233,13 +268,14 @@ def rows_from_out_dir(out_dir: Path) -> list[dict]:
         return list(cached.values())
     rows = []
     for line in table:
-        fixed = set(FIXED_COLUMNS)
+        fixed = set(FIXED_COLUMNS) | set(LATE_COLUMNS)
         items = {key: value for key, value in line.items() if key not in fixed and value not in ("", None)}
         extra = cached.get(line["submission"], {})
         awaiting = [key for key, value in line.items() if key not in fixed and value == ""]
         rows.append({**{k: extra[k] for k in ("display_name", "flags", "duration_s", "reason") if k in extra},
                      "submission": line["submission"], "status": line["status"], "score": line["score"],
-                     "max_score": line["max_score"], "items": items, "awaiting_review": awaiting})
+                     "max_score": line["max_score"], "items": items, "awaiting_review": awaiting,
+                     "late": line.get("late", ""), "submitted_at": line.get("submitted_at", "")})
     return rows
 
 

@@ -18,6 +18,11 @@ what survives, not by cell position or tags:
 - the template's placeholder ("_Type your answer here, replacing this text._") is not an answer.
 An answer is `answered`, `blank` (the prompt is there, no text), `not_found` (no prompt cell: the TA should open the
 notebook) or `unreadable` (the file is not a notebook).
+
+For the TA, each question also carries the master's model answer and grading guide (solution/lab.ipynb: the
+markdown of the question's SOLUTION block, `_Model answer._ ...` then a paragraph `_Grading guide._ ...`). Both live
+only in SOLUTION blocks, which otter assign removes from the student template (tests/lab/test_template.py checks
+that neither marker reaches it); the demo class, built from the master, drops the guide (autograder/lab/demo.py).
 """
 from __future__ import annotations
 
@@ -30,11 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from autograder import STUDENT_TEMPLATE
+from autograder import SOLUTION, STUDENT_TEMPLATE
 
 log = logging.getLogger("autograder")
 
 TEMPLATE_NOTEBOOK = STUDENT_TEMPLATE / "lab.ipynb"
+MASTER_NOTEBOOK = SOLUTION / "lab.ipynb"
+MODEL_ANSWER_MARKER = "_Model answer._"
+GRADING_GUIDE_MARKER = "_Grading guide._"
 PLACEHOLDER = "_Type your answer here, replacing this text._"
 PROMPT_SIMILARITY = 0.8              # start of a cell vs the template's prompt, difflib ratio
 MAX_ANSWER_CHARS = 32000             # a spreadsheet cell holds 32767 characters
@@ -68,6 +76,8 @@ class Question:
     points: float
     heading: str            # "Question 2a"
     prompt: str = ""        # the template's prompt cell, markers removed ("" when the template lacks it)
+    model_answer: str = ""  # the master's model answer (for the TA; "" without the master)
+    grading_guide: str = "" # the master's grading guide for the question (for the TA)
 
     @property
     def label(self) -> str:
@@ -94,8 +104,52 @@ def _cell_text(cell: Any) -> str:
     return "".join(source) if isinstance(source, list) else str(source or "")
 
 
-def load_questions(rubric, template: Path | None = TEMPLATE_NOTEBOOK) -> QuestionSet:
-    """The rubric's written-answer items with their prompts from the student template (when it is there)."""
+def strip_grading_guide(text: str) -> str:
+    """A master's answer cell without its grading guide paragraph (the guide is the TA's, never a student's)."""
+    return re.split(r"\n*^" + re.escape(GRADING_GUIDE_MARKER), text, maxsplit=1, flags=re.M)[0]
+
+
+def master_answers(master: Path | None = MASTER_NOTEBOOK) -> dict[str, tuple[str, str]]:
+    """question name -> (model answer, grading guide) from the master's SOLUTION blocks of otter's manual questions;
+    {} without the master (e.g. in the Gradescope zip)."""
+    if master is None or not Path(master).is_file():
+        return {}
+    try:
+        cells = list(_read_notebook(Path(master).read_text(encoding="utf-8")).cells)
+    except Exception as error:
+        log.warning("review: %s could not be read (%s); no model answers on the review sheet", master, error)
+        return {}
+    found: dict[str, list[str]] = {}
+    question, in_solution = None, False
+    for cell in cells:
+        text = _cell_text(cell).strip()
+        if cell.get("cell_type") == "raw":
+            if text.startswith("# BEGIN QUESTION"):
+                question = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                                 if line.startswith("name:")), None)
+            elif text.startswith("# END QUESTION"):
+                question = None
+            elif text.startswith("# BEGIN SOLUTION"):
+                in_solution = True
+            elif text.startswith("# END SOLUTION"):
+                in_solution = False
+            continue
+        if in_solution and question and cell.get("cell_type") == "markdown":
+            found.setdefault(question, []).append(text)
+    answers = {}
+    for name, texts in found.items():
+        text = "\n\n".join(texts)
+        answer = strip_grading_guide(text).strip()
+        guide = text[len(answer):].strip()
+        answers[name] = (answer.removeprefix(MODEL_ANSWER_MARKER).strip(),
+                         guide.removeprefix(GRADING_GUIDE_MARKER).strip())
+    return answers
+
+
+def load_questions(rubric, template: Path | None = TEMPLATE_NOTEBOOK,
+                   master: Path | None = MASTER_NOTEBOOK) -> QuestionSet:
+    """The rubric's written-answer items with their prompts from the student template (when it is there) and the
+    master's model answers and grading guides (when it is there)."""
     cells = []
     if template is not None and Path(template).is_file():
         try:
@@ -104,6 +158,7 @@ def load_questions(rubric, template: Path | None = TEMPLATE_NOTEBOOK) -> Questio
             log.warning("review: %s could not be read (%s); written answers are found by heading only",
                         template, error)
     markdown = [(c, _cell_text(c)) for c in cells if c.get("cell_type") == "markdown"]
+    model = master_answers(master)
     questions, prompt_texts = [], set()
     for item in rubric.manual_items:
         label = normalise(item.heading)
@@ -113,7 +168,8 @@ def load_questions(rubric, template: Path | None = TEMPLATE_NOTEBOOK) -> Questio
             log.warning("review: no cell of the template starts with '%s' (%s): check the rubric's heading",
                         item.heading, item.item_id)
         prompt_texts.add(normalise(prompt))
-        questions.append(Question(item.item_id, item.title, float(item.points), item.heading, prompt))
+        answer, guide = model.get(item.item_id, ("", ""))
+        questions.append(Question(item.item_id, item.title, float(item.points), item.heading, prompt, answer, guide))
     other = frozenset(n for cell, text in markdown
                       if "otter_answer_cell" not in (cell.get("metadata", {}).get("tags") or [])
                       and (n := normalise(text)) and n not in prompt_texts)

@@ -12,6 +12,9 @@ the status.
 Written answers (`manual_items`, otter's `manual: true` questions) are scored by a TA in the review sheet
 (autograder/reports/review.py), not by a check: each names the question `heading` the grader finds it by in a submission.
 
+Deadlines (`deadline`, `late_policy`: autograder/scoring/late.py) are validated here like the rest; the late share is
+applied by the cheap stage together with the penalties (`repenalise`).
+
 `python -m autograder.scoring [rubric.yaml]` validates a rubric and prints its items and the checks' parameters.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +30,15 @@ import yaml
 
 from autograder.checks import CHECK_DEFAULTS, CHECKS, CheckResult
 from autograder.results import ItemScore, Status, is_graded
+from autograder.scoring.late import LatePolicy, LateRuleError, NO_PENALTY, parse_deadline, parse_late_policy
 
 DEFAULT_RUBRIC = Path(__file__).resolve().parents[1] / "rubric.yaml"   # autograder/rubric.yaml: instructors edit it
 VISIBILITIES = ("visible", "hidden", "after_published")
 ITEM_KEYS = {"id", "title", "points", "visibility", "check", "params"}
 MANUAL_ITEM_KEYS = {"id", "title", "points", "visibility", "heading"}
 MANUAL_CHECK = "manual_review"      # ItemScore.check of a TA-scored item
+TOP_KEYS = ("title", "items", "penalties", "manual_items", "deadline", "late_policy")
+LATE_FLAG = "late"                  # the late share, applied with the penalties (`repenalise`)
 
 
 class RubricError(ValueError):
@@ -82,6 +89,8 @@ class Rubric:
     penalties: dict[str, Penalty] = field(default_factory=dict)
     path: str = ""
     manual_items: tuple[ManualItem, ...] = ()
+    deadline: datetime | None = None            # None: nothing is late
+    late_policy: LatePolicy | None = None       # with a deadline and no policy: lateness shown, nothing removed
 
     @property
     def max_points(self) -> float:
@@ -118,11 +127,10 @@ def load_rubric(path: str | Path = DEFAULT_RUBRIC) -> Rubric:
 def parse_rubric(raw: Any, where: str = "rubric.yaml", path: str = "") -> Rubric:
     if not isinstance(raw, dict):
         raise RubricError(f"{where}: the top level must be a mapping with 'items' (and optionally 'title', "
-                          f"'penalties', 'manual_items')")
-    unknown_top = set(raw) - {"title", "items", "penalties", "manual_items"}
+                          f"'penalties', 'manual_items', 'deadline', 'late_policy')")
+    unknown_top = set(raw) - set(TOP_KEYS)
     if unknown_top:
-        raise RubricError(f"{where}: unknown top-level key(s) {sorted(unknown_top)}; allowed: title, items, penalties, "
-                          f"manual_items")
+        raise RubricError(f"{where}: unknown top-level key(s) {sorted(unknown_top)}; allowed: {', '.join(TOP_KEYS)}")
     items_raw = raw.get("items")
     if not isinstance(items_raw, list) or not items_raw:
         raise RubricError(f"{where}: 'items' must be a non-empty list of rubric items")
@@ -135,8 +143,18 @@ def parse_rubric(raw: Any, where: str = "rubric.yaml", path: str = "") -> Rubric
         raise RubricError(f"{where}: 'manual_items' must be a list of written-answer items (id, title, points, "
                           f"heading)")
     manual = tuple(_parse_manual_item(entry, number, where, seen) for number, entry in enumerate(manual_raw, start=1))
+    try:
+        deadline = parse_deadline(raw.get("deadline"), where)
+        policy = parse_late_policy(raw.get("late_policy"), where)
+    except LateRuleError as error:
+        raise RubricError(str(error)) from None
+    if deadline is not None and policy is None:
+        policy = NO_PENALTY
+    if LATE_FLAG in penalties:
+        raise RubricError(f"{where} penalty '{LATE_FLAG}': lateness is set by 'deadline' and 'late_policy', not as a "
+                          f"penalty")
     return Rubric(title=str(raw.get("title") or "Lab"), items=tuple(items), penalties=penalties, path=path,
-                  manual_items=manual)
+                  manual_items=manual, deadline=deadline, late_policy=policy)
 
 
 def _parse_manual_item(entry: Any, number: int, where: str, seen: dict[str, int]) -> ManualItem:
@@ -268,6 +286,23 @@ def apply_penalties(item_scores: list[ItemScore], flags: set[str] | frozenset[st
             for s in item_scores]
 
 
+def repenalise(item_scores: list[ItemScore], flags: set[str] | frozenset[str], rubric: Rubric,
+               extra: list[Penalty] = ()) -> list[ItemScore]:
+    """The item scores with every penalty applied afresh: the rubric's for `flags` and `extra` ones (the late share),
+    summed and capped at 1, from each item's fraction (so scores that already carry penalties are not penalised
+    twice)."""
+    fresh = [replace(s, points=round(s.max_points * s.fraction, 4), penalties=[]) for s in item_scores]
+    penalised = apply_penalties(fresh, flags, rubric)
+    extra = [p for p in extra if p.fraction > 0]
+    if not extra:
+        return penalised
+    applied = [rubric.penalties[flag] for flag in sorted(flags or ()) if flag in rubric.penalties
+               and rubric.penalties[flag].fraction > 0] + extra
+    keep = max(0.0, 1.0 - sum(p.fraction for p in applied))
+    return [replace(s, points=round(s.max_points * s.fraction * keep, 4), penalties=[p.message for p in applied])
+            for s in fresh]
+
+
 def penalty_notes(flags: set[str] | frozenset[str], rubric: Rubric) -> list[str]:
     """The messages of the penalties that apply to `flags`, for the feedback page."""
     return [rubric.penalties[f].message for f in sorted(flags or ()) if f in rubric.penalties
@@ -292,6 +327,10 @@ def main(argv: list[str]) -> int:
               f"(found by its heading '{manual.heading}')")
     for penalty in rubric.penalties.values():
         print(f"  penalty {penalty.flag}: {penalty.fraction:.0%} ({penalty.message})")
+    if rubric.deadline is not None:
+        print(f"  deadline {rubric.deadline.isoformat()}; late policy: {rubric.late_policy.describe()}")
+    else:
+        print("  no deadline: nothing is late")
     return 0
 
 

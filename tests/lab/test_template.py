@@ -143,7 +143,7 @@ def test_no_hidden_test_or_marker_leaks():
         text = "\n".join(lines)
         assert not [line for line in lines if normalised(line) in secret_tests], f"hidden test text in {name}"
         for marker in ("BEGIN SOLUTION", "END SOLUTION", "# SOLUTION", "BEGIN TESTS", "# BEGIN QUESTION",
-                       "ASSIGNMENT CONFIG", "_Model answer._", "hidden=True"):
+                       "ASSIGNMENT CONFIG", "_Model answer._", "_Grading guide._", "hidden=True"):
             assert marker not in text, f"{marker!r} left in {name}"
 
 

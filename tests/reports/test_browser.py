@@ -175,6 +175,38 @@ def test_feedback_pages(browser, graded, artifacts, submission, heading, images)
     page.close()
 
 
+def test_release_pages_pdfs_and_zips(browser, graded, artifacts):
+    """make release: the student's page (items released with the grades held back), its PDF printed by the same
+    chromium, a zip of both per student, and the instructor's index whose links all resolve."""
+    import subprocess
+    import sys
+    import zipfile
+
+    # The command line, in its own process: this module's Playwright is already running (one per process).
+    done = subprocess.run([sys.executable, "-m", "autograder", "release", "--out", str(graded)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "3 students released" in done.stdout and "3 PDFs, 3 zips" in done.stdout
+    release = graded / "release"
+    for submission in ("Ada_Lovelace", "Bob_Copy", "broken"):
+        pdf = (release / submission / "feedback.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-") and len(pdf) > 1000
+        with zipfile.ZipFile(release / f"{submission}.zip") as archive:
+            assert sorted(archive.namelist()) == [f"{submission}/feedback.html", f"{submission}/feedback.pdf"]
+    page, errors, failed = open_page(browser, release / "Ada_Lovelace" / "feedback.html", artifacts,
+                                     "release_Ada_Lovelace.png")
+    check_renders(page, errors, failed, "feedback", "feedback")
+    check_images(page, at_least=3)
+    assert page.get_by_text("released later").count() >= 1
+    page.close()
+    index = release / "index.html"
+    page, errors, failed = open_page(browser, index, artifacts, "release_index.png")
+    check_renders(page, errors, failed, "Release", "Release")
+    links = check_links(page, index)
+    assert sum(link.endswith(".pdf") for link in links) == 3 and sum(link.endswith(".zip") for link in links) == 3
+    page.close()
+
+
 def test_the_checks_catch_a_broken_page(browser, tmp_path, artifacts):
     """The checks above are not vacuous: a page with each fault fails each of them."""
     (tmp_path / "present.html").write_text("<!DOCTYPE html><title>present</title>")

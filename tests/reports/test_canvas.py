@@ -51,7 +51,7 @@ def test_layout_canvas_imports(tmp_path, submissions, rubric, caplog):
     table = read(tmp_path / "canvas.csv")
     assert table[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
                         "Lab: Autoencoders, PCA and VAEs (4711)"]
-    assert table[1] == ["    Points Possible", "", "", "", "", "230"]          # 200 automatic + 30 written
+    assert table[1] == ["    Points Possible", "", "", "", "", "250"]          # 220 automatic + 30 written
     body = {row[0]: row for row in table[2:]}
     assert body["lovelaceada"] == ["lovelaceada", "12345", "", "", "", "187.5"]
     assert body["turingalan"][1:] == ["678", "", "", "", ""]                     # grader error: left unchanged

@@ -194,7 +194,7 @@ def test_sheet_lists_every_answer_escaped(tmp_path, questions, rubric):
     review.write_review_sheet(tmp_path, rubric, students_for(questions, [("zed", "Zed Z", filled(rubric=rubric)),
                                                                          ("amy", "Amy A", evil)]), questions)
     rows = read_csv(tmp_path / "review" / "written_answers.csv")
-    assert list(rows[0]) == ["submission", "question", "answer", "score", "max_points", "comment"]
+    assert list(rows[0]) == ["submission", "question", "group", "answer", "score", "max_points", "comment"]
     assert [(r["question"], r["submission"]) for r in rows] == [(q, s) for q in rubric.manual_ids
                                                                 for s in ("amy", "zed")]
     assert all(r["score"] == "" and r["max_points"] == "3" for r in rows)
