@@ -229,7 +229,7 @@ SINGLE_MISTAKES = (
             frozenset({"reparameterization"}), "the same z"),
     Mistake("no_optimizer_step", "the training loop never calls optimizer.step()",
             edits(("            optimizer.step()\n            scheduler.step()", "            scheduler.step()")),
-            frozenset({"losses_decrease", "training_curves"}), "did not train"),
+            frozenset({"losses_decrease", "training_curves"}), "does not reduce the loss"),
     Mistake("kl_mean_over_latent", "the KL averaged over latent dimensions",
             edits(("torch.sum(1 + log_sigma_squared - mu.pow(2) - log_sigma_squared.exp(), dim=1)",
                    "torch.mean(1 + log_sigma_squared - mu.pow(2) - log_sigma_squared.exp(), dim=1)")),
