@@ -23,6 +23,7 @@ from pathlib import Path
 
 from autograder import DATA_CACHE
 from autograder.distribute import ClusterError
+from autograder.distribute.cluster import Scheduler
 from autograder.execution.limits import DEFAULT_LIMITS
 from autograder.lab.data import MnistCacheError, check_cache
 from autograder.lab.demo import DEMO_DIR
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                              starter_code=tuple(args.starter_code or ()))
     try:
         rows = grade_class(args.submissions, settings, jobs=args.jobs, progress=not args.no_progress,
-                           scheduler=args.scheduler)
+                           cluster=Scheduler(args.scheduler) if args.scheduler else None)
     except (FileNotFoundError, ValueError) as failure:  # no such folder, a rubric or a CSV (TimeError) that fails
         return error(str(failure))
     except ClusterError as failure:   # the scheduler unreachable or lost: what is done is saved, a re-run resumes

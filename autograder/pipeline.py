@@ -21,7 +21,7 @@ runner's log reaches grading.log for a submission that was not graded. A submiss
 never an exception that stops the batch; every result file is written atomically.
 
 The expensive stage is `evaluate_submission` (plain data in, plain data out, nothing written) + `store_evaluation`
-(OUT/<id>/, atomically). The local pool runs both in its threads; with `scheduler=` a Dask worker runs
+(OUT/<id>/, atomically). The local pool runs both in its threads; with `cluster=` a Dask worker runs
 `evaluate_submission` (autograder/distribute/task.py) and this process stores what comes back, so the cache, resume,
 determinism and every report are the same either way.
 """
@@ -433,10 +433,12 @@ def finish_submission(submission: Submission, row: GradeRow, settings: GradeSett
 # --- the class ---------------------------------------------------------------------------------------------------
 
 def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, progress: bool = True,
-                scheduler: str | None = None) -> list[GradeRow]:
-    """Grade every submission: with a local pool of `jobs` threads, or, given `scheduler` (an address that
-    distributed.Client accepts), one task per submission on that Dask cluster (autograder/distribute/). Either way
-    this process alone writes OUT/. Raises distribute.ClusterError when the cluster cannot be reached or is lost."""
+                cluster=None) -> list[GradeRow]:
+    """Grade every submission: with a local pool of `jobs` threads, or, given `cluster` (a
+    distribute.cluster.Scheduler: the address of a Dask scheduler), one task per submission on that Dask cluster.
+    Either way this process alone writes OUT/. Raises distribute.ClusterError when the cluster cannot be reached or
+    is lost. The caller passes the cluster, so that this module imports nothing of autograder/distribute/ (which
+    imports it)."""
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     clear_output_names(settings.out_dir, log.warning)
     rubric = scoring.load_rubric(settings.rubric_path)
@@ -453,7 +455,7 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
     ta_sheet = review.load_scores(settings.out_dir, rubric)     # the TA's scores from the last review sheet
     questions = written_answers.load_questions(rubric) if rubric.manual_items else None
     to_grade = select_only(submissions, settings.only, submissions_dir) if settings.only else submissions
-    where = f"on the Dask cluster at {scheduler}" if scheduler else f"with {jobs} job(s)"
+    where = f"on the Dask cluster at {cluster.address}" if cluster else f"with {jobs} job(s)"
     log.info("grading %d submissions from %s into %s %s, sandbox=%s",
              len(to_grade), submissions_dir, settings.out_dir, where, settings.sandbox)
     log.info("profile %s %s; time limits: %s", settings.profile_name, json.dumps(settings.profile, sort_keys=True),
@@ -467,12 +469,10 @@ def grade_class(submissions_dir: Path, settings: GradeSettings, jobs: int = 1, p
 
     rows: list[GradeRow] = []
     bar = _progress_bar(len(to_grade), progress)
-    if scheduler:
-        # Loaded only for a cluster run, so that a local run neither imports Dask nor starts any of its processes.
-        from autograder.distribute import cluster
+    if cluster:
         facts = {s.submission_id: facts_of(s, extensions.get(s.submission_id), questions) for s in to_grade}
-        graded = cluster.grade_on_cluster(scheduler, to_grade, settings, rubric, secret, ta_sheet.all_scores,
-                                          questions, facts=facts, force=bool(settings.only))
+        graded = cluster.grade(to_grade, settings, rubric, secret, ta_sheet.all_scores, questions, facts=facts,
+                               force=bool(settings.only))
     else:
         if any(not s.problem for s in to_grade):
             start_warm_up()

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from autograder.discover import reading, times
+import autograder.discover.reading as reading
+import autograder.discover.times as times
 from autograder.discover.names import canvas_late, safe_id, student_name
 from autograder.execution.integrity import FLAG_PREFIX, INTEGRITY_FLAG
 

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from autograder.discover import reading
+import autograder.discover.reading as reading
 
 log = logging.getLogger("autograder")
 

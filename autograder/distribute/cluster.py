@@ -70,6 +70,18 @@ def connect(address: str):
                            f"address") from None
 
 
+@dataclass(frozen=True)
+class Scheduler:
+    """The Dask cluster `pipeline.grade_class(cluster=...)` grades on: the scheduler's address (any address that
+    distributed.Client accepts). Building one imports no Dask module; grading connects."""
+    address: str
+
+    def grade(self, submissions: list[Submission], settings, rubric, secret: str, ta_scores: dict, questions,
+              facts: dict | None = None, force: bool = False):
+        return grade_on_cluster(self.address, submissions, settings, rubric, secret, ta_scores, questions, facts,
+                                force)
+
+
 def grade_on_cluster(address: str, submissions: list[Submission], settings, rubric, secret: str, ta_scores: dict,
                      questions, facts: dict | None = None, force: bool = False):
     """(submission, final row) for every submission, as they finish on the cluster at `address`. `facts`: submission
