@@ -27,8 +27,14 @@ def _split(params: dict, form: float, shows: float) -> float:
 
 # --- the latent scatter ------------------------------------------------------------------------------------------
 
+# Nearest-neighbour separation of the plotted z at GRADING (`make grade`, 2026-12-02): the reference 0.542 (its
+# SCATTER_SIZE training images, sampled z); collapsed VAEs (demo kl_summed_over_batch, recon_per_pixel_mean) 0.297 and
+# 0.096. Full credit from 0.45, 0.09 below the reference; none of the "shows" part at or below 0.30.
+SEPARATION_ZERO_AT, SEPARATION_FULL_AT = 0.3, 0.45
+
+
 @check("figure_latent_scatter", n_points=None, n_classes=10, form=0.3, shows=0.7, tie_max=0.35,
-       separation_zero_at=0.3, separation_full_at=0.6, by_profile={})
+       separation_zero_at=SEPARATION_ZERO_AT, separation_full_at=SEPARATION_FULL_AT, by_profile={})
 def figure_latent_scatter(artefacts: dict, probe_inputs: dict, params: dict) -> CheckResult:
     """A scatter whose colour groups sit where the grader's encoding of MNIST digits with the student's vae.encoder
     puts each digit (median centroid distance <= `tie_max` of the digits' spread). `form`: `n_points` points (the

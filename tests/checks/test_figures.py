@@ -269,3 +269,12 @@ def test_reconstruction_sweep_uses_the_notebooks_sweep_dims():
                           **verified(sweep=Failed("NameError: SWEEP_DIMS is not defined by the notebook")))
     result = run("figure_reconstruction_sweep", undefined)
     assert result.fraction == 0.0 and "SWEEP_DIMS is not defined" in result.message
+
+
+def test_the_separation_ramp_sits_below_the_reference_and_above_collapsed_vaes():
+    """Measured at GRADING by `make grade` (README): the reference's scatter separates at 0.542, the demo's collapsed
+    VAEs at 0.297 and 0.096. Full credit needs a margin below the reference; a collapsed VAE earns none of "shows"."""
+    from autograder.checks.figures import SEPARATION_FULL_AT, SEPARATION_ZERO_AT
+    reference, collapsed = 0.542, (0.297, 0.096)
+    assert SEPARATION_FULL_AT <= reference - 0.05
+    assert all(value <= SEPARATION_ZERO_AT for value in collapsed)
