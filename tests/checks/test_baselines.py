@@ -159,7 +159,7 @@ def test_the_template_pca_figure_earns_the_item(mnist_data, fitted_on):
                picture_figure(stitch(np.clip(generated(pca), 0, 1)), vmin=0, vmax=1)]
     result = score_pca(mnist_data, figures)
     assert result.fraction == 1.0, result.message
-    assert result.details["scatter_error"] < PCA_TIE_MAX / 2
+    assert result.details["scatter_error"] < PCA_TIE_MAX - 0.035     # the margin baselines.py states
 
 
 def test_pca_figures_drawn_another_way_keep_every_point(mnist_data, student_pca):
