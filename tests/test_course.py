@@ -11,12 +11,11 @@ import nbformat
 import pytest
 
 from autograder import scoring
-from autograder.execution import run as execute
 from autograder.execution.limits import Limits
-from autograder.execution.run import ExecutionResult
 from autograder.lab.profiles import TINY
 from autograder.pipeline import GradeSettings, grade_class, release_class
 from autograder.results import ROW_FILE, ItemScore
+from tests.copying_execution import copy_instead_of_executing
 
 ROOT = Path(__file__).resolve().parents[1]
 RUBRIC = ROOT / "autograder" / "rubric.yaml"
@@ -45,19 +44,12 @@ EXPECTED = {   # submission -> (late column, share of the points kept)
 @pytest.fixture
 def counted(monkeypatch):
     """Execution replaced by a counter (the notebook copied as executed); every check at full marks."""
-    calls = []
-
-    def fake_execute(notebook_path, workdir, **_):
-        calls.append(Path(notebook_path).name)
-        executed = Path(workdir) / "executed.ipynb"
-        shutil.copyfile(notebook_path, executed)
-        return ExecutionResult("ok", "", executed_notebook_path=executed, sandbox="none: test")
+    calls = copy_instead_of_executing(monkeypatch)
 
     def full_marks(rubric, artefacts, probe_inputs, **_):
         return [ItemScore(i.item_id, i.title, i.points, i.points, i.visibility, f"{i.item_id} is right", 1.0, i.check)
                 for i in rubric.items]
 
-    monkeypatch.setattr(execute, "execute_submission", fake_execute)
     monkeypatch.setattr(scoring, "score", full_marks)
     return calls
 

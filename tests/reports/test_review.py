@@ -3,7 +3,6 @@ into the reports on the next run without executing any notebook again (execution
 import csv
 import json
 import logging
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -11,14 +10,13 @@ import nbformat
 import pytest
 
 from autograder import pipeline
-from autograder.execution import run as execute
 from autograder.reports import review, written_answers
-from autograder.execution.run import ExecutionResult
 from autograder.execution.limits import Limits
 from autograder.pipeline import GradeSettings, grade_class
 from autograder.results import ROW_FILE
 from autograder.lab.profiles import TINY
 from autograder.scoring import load_rubric
+from tests.copying_execution import copy_instead_of_executing
 
 ROOT = Path(__file__).resolve().parents[2]
 RUBRIC = ROOT / "autograder" / "rubric.yaml"
@@ -279,15 +277,7 @@ def test_unreadable_sheet_is_copied_aside_not_lost(tmp_path, questions, rubric):
 @pytest.fixture()
 def counted_execution(monkeypatch):
     """execute_submission replaced by a counter that 'runs' a notebook by copying it (no kernel, no scores)."""
-    calls = []
-
-    def fake_execute(notebook_path, workdir, **_):
-        calls.append(Path(notebook_path).name)
-        executed = Path(workdir) / "executed.ipynb"
-        shutil.copyfile(notebook_path, executed)
-        return ExecutionResult("ok", "", executed_notebook_path=executed, sandbox="none: test")
-
-    monkeypatch.setattr(execute, "execute_submission", fake_execute)
+    calls = copy_instead_of_executing(monkeypatch)
     monkeypatch.setattr(pipeline, "write_class_reports", lambda *args, **kwargs: None)   # tested on their own
     return calls
 
